@@ -1,0 +1,21 @@
+"""stylecore: neural style transfer (Gatys et al.) as a library, knowing nothing of Discord."""
+
+from stylecore.engine import get_model, stylize
+from stylecore.events import Cancelled, ProgressEvent, RunStats, StyleResult
+from stylecore.imageio import ImageError, load_image
+from stylecore.options import OptionsError, StyleOptions, preset
+
+__all__ = [
+    "Cancelled",
+    "ImageError",
+    "OptionsError",
+    "ProgressEvent",
+    "RunStats",
+    "StyleOptions",
+    "StyleResult",
+    "get_model",
+    "load_image",
+    "preset",
+    "stylize",
+]
+__version__ = "0.1.0"

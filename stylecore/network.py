@@ -1,0 +1,99 @@
+"""VGG19 features wrapped so callers only ever hand it RGB in [0, 1].
+
+The wrapper owns the weights' input convention, truncates after the deepest layer a run
+needs (the notebook ran all 37 modules to use 6 of them), and is cached per process so a
+warm worker pays the load once.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import torch
+from torch import nn
+
+from stylecore.weights import InputConvention, load_weights
+
+# Layer names follow the paper; each names the ReLU output after that convolution, which is
+# what the notebook actually read (torchvision's in-place ReLU overwrote the stored conv output).
+_CONV_INDEX: dict[str, int] = {
+    "conv1_1": 0, "conv1_2": 2,
+    "conv2_1": 5, "conv2_2": 7,
+    "conv3_1": 10, "conv3_2": 12, "conv3_3": 14, "conv3_4": 16,
+    "conv4_1": 19, "conv4_2": 21, "conv4_3": 23, "conv4_4": 25,
+    "conv5_1": 28, "conv5_2": 30, "conv5_3": 32, "conv5_4": 34,
+}
+LAYER_NAMES: tuple[str, ...] = tuple(_CONV_INDEX)
+
+
+class Normalize(nn.Module):
+    """RGB [0,1] → the weights' own input space."""
+
+    def __init__(self, conv: InputConvention) -> None:
+        super().__init__()
+        self.bgr = conv.bgr
+        self.register_buffer("mean", torch.tensor(conv.mean).view(1, 3, 1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(conv.std).view(1, 3, 1, 1))
+        self.scale = conv.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bgr:
+            x = x.flip(1)
+        return (x * self.scale - self.mean) * self.inv_std
+
+
+def _vgg19_features() -> nn.Sequential:
+    from torchvision.models import vgg19
+
+    return vgg19(weights=None).features
+
+
+class VGGFeatures(nn.Module):
+    """Frozen, eval-mode VGG19 returning the named ReLU outputs a run asks for."""
+
+    def __init__(self, weights: str = "original") -> None:
+        super().__init__()
+        loaded = load_weights(weights)
+        features = _vgg19_features()
+        features.load_state_dict(loaded.state_dict, strict=False)
+        self.source = loaded.source
+        self.convention = loaded.convention
+        self.normalize = Normalize(loaded.convention)
+        self.layers = features
+        for m in self.layers:
+            if isinstance(m, nn.ReLU):
+                m.inplace = True
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        wanted = {_CONV_INDEX[name] + 1: name for name in layers}  # +1: the ReLU after the conv
+        last = max(wanted)
+        out: dict[str, torch.Tensor] = {}
+        h = self.normalize(x)
+        for i, module in enumerate(self.layers):
+            h = module(h)
+            if i in wanted:
+                out[wanted[i]] = h
+                if i == last:
+                    break
+        return out
+
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(weights: str, device: str, channels_last: bool) -> VGGFeatures:
+    model = VGGFeatures(weights).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def get_model(weights: str = "original", device: str | torch.device = "cpu") -> VGGFeatures:
+    """The process-wide network for these weights on this device, loaded on first use."""
+    dev = torch.device(device)
+    with _lock:
+        return _cached(weights, str(dev), dev.type == "cuda")

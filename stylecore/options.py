@@ -1,0 +1,154 @@
+"""Options for one style-transfer run.
+
+A frozen dataclass so that a job's settings can be stored, hashed, pickled to a worker
+process and compared; `validate()` turns nonsense into a clear `OptionsError` before any
+work is queued.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+CONTENT_LAYER = "conv4_2"
+SEED_STYLE_WEIGHTS: tuple[float, ...] = (1.0, 0.75, 0.2, 0.2, 0.2)
+
+Optimizer = Literal["adam", "lbfgs"]
+Init = Literal["content", "noise", "style"]
+PreserveColors = Literal["none", "luminance", "histogram"]
+SizeSide = Literal["long", "short"]
+
+
+class OptionsError(ValueError):
+    """An option value that cannot work; the message is fit to show a user."""
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    """Everything that shapes a run.
+
+    Loss units are the notebook's: the content term is the mean squared conv4_2 difference
+    and each style term is the mean squared Gram difference divided by the layer's d*h*w,
+    all measured on the weights' own input scale, so `style_weight=1e9` means what it
+    meant there.
+    """
+
+    size: int = 512
+    size_side: SizeSide = "long"
+    steps: int = 300
+    content_weight: float = 1.0
+    style_weight: float = 1e9
+    style_layer_weights: tuple[float, ...] = SEED_STYLE_WEIGHTS
+    tv_weight: float = 0.0
+    strength: float = 1.0
+    optimizer: Optimizer = "adam"
+    lr: float = 0.02
+    lr_space: Literal["rgb", "normalized"] = "rgb"
+    init: Init = "content"
+    scales: int = 2
+    min_scale_size: int = 128
+    ema: float = 0.0
+    clamp: bool = True
+    preserve_colors: PreserveColors = "none"
+    style_scale: float = 1.0
+    style_blend: tuple[float, ...] = ()
+    style_fit: Literal["area", "stretch"] = "area"
+    seed: int | None = 0
+    preview_every: int = 0
+    preview_size: int = 256
+    report_every: int = 1
+    timelapse: Literal["none", "gif", "webp"] = "none"
+    weights: str = "original"
+    device: str = "auto"
+    fast: bool = True
+
+    def validate(self) -> StyleOptions:
+        """Raise OptionsError naming the first bad field; return self for chaining."""
+        def bad(msg: str) -> OptionsError:
+            return OptionsError(msg)
+
+        if not 16 <= self.size <= 4096:
+            raise bad(f"size must be between 16 and 4096 pixels, got {self.size}")
+        if self.size_side not in ("long", "short"):
+            raise bad("size_side must be 'long' or 'short'")
+        if not 1 <= self.steps <= 100_000:
+            raise bad(f"steps must be between 1 and 100000, got {self.steps}")
+        for name in ("content_weight", "style_weight", "tv_weight", "strength"):
+            v = getattr(self, name)
+            if not v >= 0 or v != v or v == float("inf"):
+                raise bad(f"{name} must be a finite number >= 0, got {v}")
+        if len(self.style_layer_weights) != len(STYLE_LAYERS):
+            raise bad(f"style_layer_weights needs {len(STYLE_LAYERS)} values, one per {STYLE_LAYERS}")
+        if any(not w >= 0 for w in self.style_layer_weights):
+            raise bad("style_layer_weights must all be >= 0")
+        if self.optimizer not in ("adam", "lbfgs"):
+            raise bad(f"optimizer must be 'adam' or 'lbfgs', got {self.optimizer!r}")
+        if not 0 < self.lr <= 10:
+            raise bad(f"lr must be in (0, 10], got {self.lr}")
+        if self.lr_space not in ("rgb", "normalized"):
+            raise bad("lr_space must be 'rgb' or 'normalized'")
+        if self.init not in ("content", "noise", "style"):
+            raise bad(f"init must be 'content', 'noise' or 'style', got {self.init!r}")
+        if not 1 <= self.scales <= 6:
+            raise bad(f"scales must be between 1 and 6, got {self.scales}")
+        if self.min_scale_size < 16:
+            raise bad("min_scale_size must be at least 16")
+        if not 0 <= self.ema < 1:
+            raise bad(f"ema must be in [0, 1), got {self.ema}")
+        if self.preserve_colors not in ("none", "luminance", "histogram"):
+            raise bad("preserve_colors must be 'none', 'luminance' or 'histogram'")
+        if not 0.1 <= self.style_scale <= 4:
+            raise bad(f"style_scale must be between 0.1 and 4, got {self.style_scale}")
+        if any(not w >= 0 for w in self.style_blend) or (self.style_blend and sum(self.style_blend) <= 0):
+            raise bad("style_blend weights must be >= 0 with a positive sum")
+        if self.preview_every < 0:
+            raise bad("preview_every must be >= 0 (0 = no previews)")
+        if self.style_fit not in ("area", "stretch"):
+            raise bad("style_fit must be 'area' or 'stretch'")
+        if self.report_every < 1:
+            raise bad("report_every must be >= 1")
+        if self.timelapse not in ("none", "gif", "webp"):
+            raise bad("timelapse must be 'none', 'gif' or 'webp'")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise bad(f"device must be auto, cpu or cuda, got {self.device!r}")
+        return self
+
+    def replace(self, **changes: Any) -> StyleOptions:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StyleOptions:
+        """Build from stored settings, ignoring keys this version does not know."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+        return cls(**kw).validate()
+
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # The notebook, exactly: short side 400, Adam lr 0.003 in ImageNet-normalised units,
+    # 2000 single-scale steps from the content image, no clamping during the run.
+    "seed": dict(
+        size=400, size_side="short", steps=2000, content_weight=1.0, style_weight=1e9,
+        style_layer_weights=SEED_STYLE_WEIGHTS, tv_weight=0.0, optimizer="adam", lr=0.003,
+        lr_space="normalized", init="content", scales=1, ema=0.0, clamp=False, style_fit="stretch",
+    ),
+    "default": {},
+}
+
+
+def preset(name: str, **overrides: Any) -> StyleOptions:
+    """Named starting points; `seed` reproduces the notebook for comparisons."""
+    if name not in _PRESETS:
+        raise OptionsError(f"unknown preset {name!r}; choose one of {sorted(_PRESETS)}")
+    return dataclasses.replace(StyleOptions(), **{**_PRESETS[name], **overrides}).validate()
+
+
+PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
+
+__all__ = ["CONTENT_LAYER", "PRESET_NAMES", "STYLE_LAYERS", "OptionsError", "StyleOptions", "preset"]
