@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine:  `make demo`  and  `make test`.
+# Both create (or reuse) .venv/ in the repo root.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stylebot-installed
+# The CUDA build of PyTorch also runs on CPU-only machines; override to pick another build.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[dev,ray]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/stylize --demo -o stylized_demo.png
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/engine_bench.py
+
+clean:
+	rm -rf $(VENV) stylized_demo.png
