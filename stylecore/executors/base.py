@@ -1,0 +1,173 @@
+"""The one small async protocol between the bot and whatever runs the jobs.
+
+The bot only ever sees `Executor`, `JobHandle`, `Job`, `JobEvent` and `JobResult`; the local
+process pool and the Ray backend both implement it, so the Discord layer never learns
+where a job ran. Jobs carry image bytes, never paths, so they can cross machines.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from stylecore.options import StyleOptions
+
+EventKind = Literal["queued", "started", "progress", "preview", "done", "failed", "cancelled"]
+FailureReason = Literal["bad_input", "worker_lost", "oom", "timeout", "shutdown", "internal"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request: inputs as encoded image bytes plus validated options.
+
+    `user_id` is the fairness key (round-robin between users); `meta` is opaque to the
+    executor and handed back untouched (the bot keeps guild/channel ids there).
+    """
+
+    content: bytes
+    styles: tuple[bytes, ...]
+    options: StyleOptions
+    user_id: str
+    job_id: str = field(default_factory=new_job_id)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The finished image as lossless PNG plus what the run measured."""
+
+    job_id: str
+    png: bytes
+    width: int
+    height: int
+    steps: int
+    seconds: float
+    losses: dict[str, float]
+    device: str
+    notes: tuple[str, ...] = ()
+    timelapse: bytes | None = None  # GIF/WebP when options.timelapse asked for one
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One thing that happened to a job, in order; exactly one terminal event ends a stream."""
+
+    kind: EventKind
+    job_id: str
+    position: int | None = None  # queued: 1 = next to start
+    eta: float | None = None  # seconds until done (queued: until start+run)
+    step: int | None = None
+    total: int | None = None
+    loss: float | None = None
+    elapsed: float | None = None
+    preview: bytes | None = None  # small encoded JPEG/WebP made in the worker
+    result: JobResult | None = None
+    error: str | None = None  # human message for failed
+    reason: FailureReason | None = None
+    # Something the user should know that is not a failure, e.g. "ran out of memory at
+    # 1024 px; retrying at 716 px" on a repeated `started`, or "worker lost; retrying" on
+    # a repeated `queued`.
+    note: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in TERMINAL
+
+
+class ExecutorError(Exception):
+    """Base for refusals and failures; `str(err)` is fit to show a user."""
+
+
+class QueueFull(ExecutorError):
+    """The bounded global queue is full."""
+
+
+class UserLimitReached(ExecutorError):
+    """This user already has as many running or queued jobs as allowed."""
+
+
+class JobFailed(ExecutorError):
+    def __init__(self, message: str, reason: FailureReason = "internal") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class JobCancelled(ExecutorError):
+    def __init__(self, message: str = "the job was cancelled") -> None:
+        super().__init__(message)
+
+
+class ExecutorClosed(ExecutorError):
+    """submit() after shutdown() began."""
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    job_id: str
+    user_id: str
+    state: JobState
+    position: int | None  # None while running
+    eta: float | None
+    meta: dict[str, Any]
+
+
+class JobHandle(abc.ABC):
+    """The caller's grip on one submitted job."""
+
+    job_id: str
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[JobEvent]:
+        """Every event from submission on (a late subscriber first gets the latest state),
+        ending after the terminal event. Several consumers may iterate independently."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> bool:
+        """Queued: removed at once. Running: stopped within one step. False if already ended."""
+
+    @abc.abstractmethod
+    async def result(self) -> JobResult:
+        """Wait for the end; raises JobFailed or JobCancelled."""
+
+    @property
+    @abc.abstractmethod
+    def state(self) -> JobState: ...
+
+
+class Executor(abc.ABC):
+    """Runs jobs off the event loop; every method is safe to call from the bot's loop."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def submit(self, job: Job) -> JobHandle:
+        """Queue a job; raises QueueFull, UserLimitReached or ExecutorClosed with a reason."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> JobHandle | None: ...
+
+    @abc.abstractmethod
+    def queue(self) -> list[QueueEntry]:
+        """Running jobs first, then queued ones in the order they will start."""
+
+    def jobs_for(self, user_id: str) -> list[QueueEntry]:
+        return [e for e in self.queue() if e.user_id == user_id]
+
+    async def cancel(self, job_id: str) -> bool:
+        handle = self.get(job_id)
+        return await handle.cancel() if handle else False
+
+    @abc.abstractmethod
+    async def shutdown(self, grace: float = 30.0) -> list[Job]:
+        """Stop taking jobs, let running ones finish up to `grace` seconds, cancel the rest,
+        and return the jobs that never started so the caller can persist them."""

@@ -1,0 +1,303 @@
+"""The fair queue both backends share: pure, synchronous and free of I/O so it can be
+tested exhaustively and reasoned about without an event loop.
+
+Fairness is "least recently served user first": a burst of ten jobs from one user does
+not push everyone else back ten places, each waiting user gets one start per round.
+Positions and ETAs come from simulating the queue over the worker slots with step times
+measured on this machine, so they stay honest as the hardware or sizes change.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from stylecore.executors.base import QueueFull, UserLimitReached
+
+
+def output_pixels(width: int, height: int, size: int, side: str = "long") -> int:
+    """Pixels of the final image the engine will make from a `width`×`height` input.
+
+    Mirrors the engine's resize rule (the long or short side becomes `size`, never upscaled
+    past it) closely enough for time estimates; it is not used to resize anything.
+    """
+    if width <= 0 or height <= 0:
+        return size * size
+    ref = max(width, height) if side == "long" else min(width, height)
+    scale = size / ref
+    return max(1, round(width * scale)) * max(1, round(height * scale))
+
+
+class StepTimeModel:
+    """Seconds per optimisation step as a function of pixel count, learnt from real runs.
+
+    Step cost grows roughly linearly with pixels, so samples are kept per power-of-two
+    pixel bucket (an exponential moving average) and an unseen size is scaled linearly
+    from the nearest measured bucket. Before any measurement the `prior` (seconds per
+    step per megapixel) is used, so the first ETAs are rough but not absent.
+    """
+
+    def __init__(self, prior_per_mpx: float = 2.0, smoothing: float = 0.3) -> None:
+        self.prior_per_mpx = prior_per_mpx
+        self.smoothing = smoothing
+        self._buckets: dict[int, tuple[int, float]] = {}  # bucket -> (pixels of last sample, s/step)
+
+    @staticmethod
+    def _bucket(pixels: int) -> int:
+        return max(0, int(math.log2(max(1, pixels))))
+
+    def observe(self, pixels: int, seconds_per_step: float) -> None:
+        if not seconds_per_step > 0 or not math.isfinite(seconds_per_step):
+            return
+        b = self._bucket(pixels)
+        old = self._buckets.get(b)
+        value = seconds_per_step if old is None else old[1] + self.smoothing * (seconds_per_step - old[1])
+        self._buckets[b] = (pixels, value)
+
+    def seconds_per_step(self, pixels: int) -> float:
+        if not self._buckets:
+            return self.prior_per_mpx * pixels / 1e6
+        b = self._bucket(pixels)
+        if b in self._buckets:
+            return self._buckets[b][1]
+        nearest = min(self._buckets, key=lambda k: abs(k - b))
+        ref_pixels, rate = self._buckets[nearest]
+        return rate * pixels / max(1, ref_pixels)
+
+    def job_seconds(self, pixels: int, steps: int) -> float:
+        return self.seconds_per_step(pixels) * steps
+
+
+@dataclass
+class _Entry:
+    job_id: str
+    user_id: str
+    pixels: int
+    steps: int
+    seq: int
+
+
+@dataclass
+class _User:
+    queued: deque[_Entry] = field(default_factory=deque)
+    running: int = 0
+    last_served: int = -1  # pick counter at the last start; -1 = never
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Where a queued job stands: 1-based position in start order and seconds to done."""
+
+    job_id: str
+    position: int
+    start_in: float
+    eta: float
+
+
+class FairScheduler:
+    """Per-user round robin with limits and a bounded queue.
+
+    `add` refuses with the exception the bot shows to the user; `pick` hands out the next
+    job for a free slot (or None when every waiting user is at their running limit);
+    `finish` returns a running job's user quota. Running jobs' remaining time is told to
+    `plan` by the caller, which knows their progress.
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: int,
+        max_queue: int = 50,
+        max_per_user_queued: int = 3,
+        max_per_user_running: int = 1,
+        model: StepTimeModel | None = None,
+    ) -> None:
+        if slots < 1 or max_queue < 1 or max_per_user_queued < 1 or max_per_user_running < 1:
+            raise ValueError("slots and every limit must be at least 1")
+        self.slots = slots
+        self.max_queue = max_queue
+        self.max_per_user_queued = max_per_user_queued
+        self.max_per_user_running = max_per_user_running
+        self.model = model or StepTimeModel()
+        self._users: dict[str, _User] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._running: dict[str, _Entry] = {}
+        self._seq = itertools.count()
+        self._picks = itertools.count()
+        self._front: deque[str] = deque()  # retried jobs jump the round robin
+
+    # -- admission ------------------------------------------------------------------------
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._entries)
+
+    def running_ids(self) -> list[str]:
+        return list(self._running)
+
+    def add(self, job_id: str, user_id: str, pixels: int, steps: int) -> None:
+        """Queue a job or raise QueueFull / UserLimitReached with a reason fit for a user."""
+        if job_id in self._entries or job_id in self._running:
+            raise ValueError(f"job {job_id} is already known")
+        user = self._users.get(user_id)
+        if user is not None and len(user.queued) >= self.max_per_user_queued:
+            raise UserLimitReached(
+                f"you already have {len(user.queued)} job(s) waiting (the limit is "
+                f"{self.max_per_user_queued}); wait for one to start or cancel one"
+            )
+        if len(self._entries) >= self.max_queue:
+            wait = self._first_free_in()
+            hint = f"; a slot should free up in about {_fmt_seconds(wait)}" if wait else ""
+            raise QueueFull(f"the queue is full ({len(self._entries)} jobs waiting); try again later{hint}")
+        entry = _Entry(job_id, user_id, pixels, steps, next(self._seq))
+        self._users.setdefault(user_id, _User()).queued.append(entry)
+        self._entries[job_id] = entry
+
+    def requeue_front(self, job_id: str) -> None:
+        """Put a running job back at the head of the queue (its worker died; retry it next).
+
+        Bypasses the queue bounds on purpose: the job was already admitted once.
+        """
+        entry = self._running.pop(job_id)
+        user = self._users.setdefault(entry.user_id, _User())
+        user.running -= 1
+        user.queued.appendleft(entry)
+        self._entries[job_id] = entry
+        self._front.append(job_id)
+
+    def remove(self, job_id: str) -> bool:
+        """Drop a queued job (cancel); False if it is not queued."""
+        entry = self._entries.pop(job_id, None)
+        if entry is None:
+            return False
+        user = self._users[entry.user_id]
+        user.queued.remove(entry)
+        if job_id in self._front:
+            self._front.remove(job_id)
+        self._prune(entry.user_id)
+        return True
+
+    def drain(self) -> list[str]:
+        """Remove every queued job, in the order they would have started (for shutdown)."""
+        order = self.order()
+        for job_id in order:
+            self.remove(job_id)
+        return order
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def pick(self) -> str | None:
+        """The job a free slot should run next, now marked running; None if none may start."""
+        entry = self._choose(self._users_view(), list(self._front))
+        if entry is None:
+            return None
+        user = self._users[entry.user_id]
+        user.queued.remove(entry)
+        user.running += 1
+        user.last_served = next(self._picks)
+        del self._entries[entry.job_id]
+        if entry.job_id in self._front:
+            self._front.remove(entry.job_id)
+        self._running[entry.job_id] = entry
+        return entry.job_id
+
+    def finish(self, job_id: str, *, seconds: float | None = None, steps: int | None = None) -> None:
+        """A running job ended; a measured run (seconds for steps) feeds the time model."""
+        entry = self._running.pop(job_id, None)
+        if entry is None:
+            return
+        if seconds and steps:
+            self.model.observe(entry.pixels, seconds / steps)
+        self._users[entry.user_id].running -= 1
+        self._prune(entry.user_id)
+
+    def _prune(self, user_id: str) -> None:
+        # Forget idle users so memory stays bounded; a returning user then counts as new,
+        # which is what round robin would give them anyway.
+        user = self._users.get(user_id)
+        if user is not None and not user.queued and user.running <= 0:
+            del self._users[user_id]
+
+    def _users_view(self) -> dict[str, tuple[list[_Entry], int, int]]:
+        return {uid: (list(u.queued), u.running, u.last_served) for uid, u in self._users.items()}
+
+    def _choose(
+        self, users: dict[str, tuple[list[_Entry], int, int]], front: list[str]
+    ) -> _Entry | None:
+        for job_id in front:
+            for queued, running, _ in users.values():
+                for e in queued:
+                    if e.job_id == job_id and running < self.max_per_user_running:
+                        return e
+        eligible = [
+            (last, queued[0].seq, queued[0])
+            for queued, running, last in users.values()
+            if queued and running < self.max_per_user_running
+        ]
+        if not eligible:
+            return None
+        return min(eligible, key=lambda t: (t[0], t[1]))[2]
+
+    # -- introspection --------------------------------------------------------------------
+
+    def order(self) -> list[str]:
+        """Queued job ids in the order they will start, if nothing else is submitted."""
+        return [p.job_id for p in self.plan({})]
+
+    def plan(self, running_left: dict[str, float]) -> list[Planned]:
+        """Simulate the queue over the slots to give each queued job a position and ETA.
+
+        `running_left` maps running job ids to their estimated seconds left (the caller
+        knows their progress); running jobs not in it are assumed to need a full run.
+        A user's next job can only start once one of theirs finishes, as in `pick`.
+        """
+        users = {uid: [list(q), r, last] for uid, (q, r, last) in self._users_view().items()}
+        front = list(self._front)
+        tie = itertools.count()
+        busy: list[tuple[float, int, str]] = []  # (finishes at, tiebreak, user)
+        for job_id, entry in self._running.items():
+            left = running_left.get(job_id, self.model.job_seconds(entry.pixels, entry.steps))
+            heapq.heappush(busy, (max(0.0, left), next(tie), entry.user_id))
+        free = max(0, self.slots - len(self._running))
+        picks = itertools.count(max((u[2] for u in users.values()), default=-1) + 1)
+        out: list[Planned] = []
+        now = 0.0
+        while any(u[0] for u in users.values()):
+            if free > 0:
+                entry = self._choose({uid: (u[0], u[1], u[2]) for uid, u in users.items()}, front)
+                if entry is not None:
+                    user = users[entry.user_id]
+                    user[0].remove(entry)
+                    user[1] += 1
+                    user[2] = next(picks)
+                    if entry.job_id in front:
+                        front.remove(entry.job_id)
+                    duration = self.model.job_seconds(entry.pixels, entry.steps)
+                    out.append(Planned(entry.job_id, len(out) + 1, now, now + duration))
+                    heapq.heappush(busy, (now + duration, next(tie), entry.user_id))
+                    free -= 1
+                    continue
+            # No free slot, or every waiting user is at their running limit: jump to the
+            # next finish.
+            if not busy:
+                break
+            finish_at, _, uid = heapq.heappop(busy)
+            now = max(now, finish_at)
+            if uid in users:
+                users[uid][1] -= 1
+            free += 1
+        return out
+
+    def _first_free_in(self) -> float | None:
+        if not self._running:
+            return None
+        return min(self.model.job_seconds(e.pixels, e.steps) for e in self._running.values())
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"

@@ -1,0 +1,93 @@
+"""The job-running code both backends share, in-process with the real engine: the
+out-of-memory path cannot be provoked on demand, so the engine call is wrapped to fail."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylecore.executors import Job, JobEvent
+from stylecore.executors.worker import WorkerSettings, is_oom, run_job
+from stylecore.options import StyleOptions
+
+
+def _png(seed: int, w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def make_job(user: str, steps: int = 4) -> Job:
+    opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu")
+    return Job(_png(1, 40, 30), (_png(2, 32, 32),), opts, user_id=user)
+
+
+def test_out_of_memory_retries_once_at_a_smaller_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import stylecore
+
+    real = stylecore.stylize
+    sizes: list[int] = []
+
+    def flaky(content, style, options, **kw):
+        sizes.append(options.size)
+        if len(sizes) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return real(content, style, options, **kw)
+
+    monkeypatch.setattr(stylecore, "stylize", flaky)
+    events: list[JobEvent] = []
+    end = run_job(make_job("ivy", steps=3), events.append, lambda: False, WorkerSettings(device="cpu"))
+    assert end.kind == "done", end.error
+    assert sizes == [32, 22]
+    starts = [e for e in events if e.kind == "started"]
+    assert len(starts) == 2 and "retrying at 22 px" in starts[1].note
+    assert max(end.result.width, end.result.height) == 22
+    assert any("out of memory" in n for n in end.result.notes)
+
+
+def test_out_of_memory_twice_fails_as_oom(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import stylecore
+
+    def always(*a, **kw):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(stylecore, "stylize", always)
+    end = run_job(make_job("ivy"), lambda ev: None, lambda: False, WorkerSettings(device="cpu"))
+    assert end.kind == "failed" and end.reason == "oom" and "out of memory" in end.error
+
+
+def test_is_oom_recognises_cpu_and_cuda_failures() -> None:
+    import torch
+
+    assert is_oom(torch.OutOfMemoryError("CUDA out of memory"))
+    assert is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    assert is_oom(MemoryError())
+    assert not is_oom(RuntimeError("shape mismatch"))
+
+
+def test_make_executor_rejects_unknown_settings_and_kinds() -> None:
+    from stylecore.executors import make_executor
+
+    with pytest.raises(TypeError, match="workerz"):
+        make_executor("local", workerz=2)
+    with pytest.raises(ValueError, match="unknown executor kind"):
+        make_executor("kubernetes")
+    with pytest.raises(ValueError, match="max_queue"):
+        make_executor("local", max_queue=0)
+
+
+def test_ray_backend_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from stylecore.executors import ExecutorError, make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if not installed
+    with pytest.raises(ExecutorError, match=r"pip install 'stylebot\[ray\]'"):
+        make_executor("ray")

@@ -1,0 +1,194 @@
+"""The fair queue's pure logic: order, limits, bounds and estimates, without processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from stylecore.executors.base import QueueFull, UserLimitReached
+from stylecore.executors.scheduler import FairScheduler, StepTimeModel, output_pixels
+
+
+def sched(slots: int = 1, **kw: int) -> FairScheduler:
+    kw.setdefault("max_queue", 20)
+    kw.setdefault("max_per_user_queued", 10)
+    kw.setdefault("max_per_user_running", 1)
+    return FairScheduler(slots=slots, model=StepTimeModel(prior_per_mpx=1.0), **kw)
+
+
+def add(s: FairScheduler, job_id: str, user: str, pixels: int = 1_000_000, steps: int = 10) -> None:
+    s.add(job_id, user, pixels, steps)
+
+
+def drain_picks(s: FairScheduler) -> list[str]:
+    """Start and finish jobs one at a time, recording the start order."""
+    out = []
+    while (j := s.pick()) is not None:
+        out.append(j)
+        s.finish(j)
+    return out
+
+
+def test_burst_of_one_user_does_not_starve_another() -> None:
+    s = sched()
+    for i in range(4):
+        add(s, f"a{i}", "alice")
+    add(s, "b0", "bob")
+    add(s, "b1", "bob")
+    add(s, "c0", "carol")
+    assert s.order() == ["a0", "b0", "c0", "a1", "b1", "a2", "a3"]
+    assert drain_picks(s) == ["a0", "b0", "c0", "a1", "b1", "a2", "a3"]
+
+
+def test_newcomer_goes_before_a_user_who_was_just_served() -> None:
+    s = sched()
+    add(s, "a0", "alice")
+    add(s, "a1", "alice")
+    assert s.pick() == "a0"  # alice is running a0; a1 waits
+    add(s, "b0", "bob")
+    s.finish("a0")
+    assert s.pick() == "b0"
+    s.finish("b0")
+    assert s.pick() == "a1"
+
+
+def test_plan_matches_what_pick_does_with_two_slots_and_running_limits() -> None:
+    s = sched(slots=2, max_per_user_running=1)
+    for j, u in [("a0", "a"), ("a1", "a"), ("a2", "a"), ("b0", "b"), ("c0", "c")]:
+        add(s, j, u)
+    planned = s.order()
+    # picks as slots free up, every job the same length
+    started = []
+    running: list[str] = []
+    while True:
+        while len(running) < 2 and (j := s.pick()) is not None:
+            started.append(j)
+            running.append(j)
+        if not running:
+            break
+        s.finish(running.pop(0))
+    assert planned == started
+    assert started == ["a0", "b0", "c0", "a1", "a2"]
+
+
+def test_user_at_running_limit_does_not_block_others() -> None:
+    s = sched(slots=2, max_per_user_running=1)
+    add(s, "a0", "a")
+    add(s, "a1", "a")
+    assert s.pick() == "a0"
+    assert s.pick() is None  # a1 must wait for a0 even though a slot is free
+    add(s, "b0", "b")
+    assert s.pick() == "b0"
+
+
+def test_per_user_queued_limit_refuses_with_reason() -> None:
+    s = sched(max_per_user_queued=2)
+    add(s, "a0", "a")
+    add(s, "a1", "a")
+    with pytest.raises(UserLimitReached, match="limit is 2"):
+        add(s, "a2", "a")
+    add(s, "b0", "b")  # others unaffected
+    assert s.queued_count == 3
+    s.remove("a0")
+    add(s, "a2", "a")  # room again
+
+
+def test_running_jobs_do_not_count_as_queued() -> None:
+    s = sched(max_per_user_queued=1)
+    add(s, "a0", "a")
+    assert s.pick() == "a0"
+    add(s, "a1", "a")
+    with pytest.raises(UserLimitReached):
+        add(s, "a2", "a")
+
+
+def test_bounded_queue_refuses_with_reason() -> None:
+    s = sched(max_queue=3)
+    add(s, "a0", "a")
+    assert s.pick() == "a0"
+    for j, u in [("b0", "b"), ("c0", "c"), ("d0", "d")]:
+        add(s, j, u)
+    with pytest.raises(QueueFull, match=r"queue is full \(3 jobs waiting\)") as exc:
+        add(s, "e0", "e")
+    assert "slot should free up" in str(exc.value)
+
+
+def test_remove_and_duplicates() -> None:
+    s = sched()
+    add(s, "a0", "a")
+    with pytest.raises(ValueError):
+        add(s, "a0", "a")
+    assert s.remove("a0")
+    assert not s.remove("a0")
+    assert s.pick() is None
+
+
+def test_requeue_front_goes_first_and_ignores_bounds() -> None:
+    s = sched(max_queue=2)
+    add(s, "a0", "a")
+    assert s.pick() == "a0"
+    add(s, "b0", "b")
+    add(s, "c0", "c")
+    s.requeue_front("a0")  # queue was full, the retried job still gets in, first
+    assert s.queued_count == 3
+    assert s.order()[0] == "a0"
+    assert s.pick() == "a0"
+
+
+def test_drain_returns_start_order_and_empties() -> None:
+    s = sched()
+    for j, u in [("a0", "a"), ("a1", "a"), ("b0", "b")]:
+        add(s, j, u)
+    assert s.drain() == ["a0", "b0", "a1"]
+    assert s.queued_count == 0
+    assert s.pick() is None
+
+
+def test_etas_accumulate_over_slots() -> None:
+    s = sched(slots=1)
+    for j, u in [("a0", "a"), ("b0", "b"), ("c0", "c")]:
+        add(s, j, u, pixels=1_000_000, steps=10)  # prior: 1 s/step/Mpx -> 10 s each
+    plan = s.plan({})
+    assert [p.position for p in plan] == [1, 2, 3]
+    assert [p.eta for p in plan] == pytest.approx([10, 20, 30])
+    assert s.pick() == "a0"
+    plan = s.plan({"a0": 4.0})  # a0 is running with 4 s left
+    assert [(p.job_id, p.start_in, p.eta) for p in plan] == [("b0", 4.0, 14.0), ("c0", 14.0, 24.0)]
+
+
+def test_two_slots_halve_the_wait() -> None:
+    s = sched(slots=2)
+    for j, u in [("a0", "a"), ("b0", "b"), ("c0", "c"), ("d0", "d")]:
+        add(s, j, u, pixels=1_000_000, steps=10)
+    assert [p.eta for p in s.plan({})] == pytest.approx([10, 10, 20, 20])
+
+
+def test_step_time_model_learns_and_scales() -> None:
+    m = StepTimeModel(prior_per_mpx=2.0, smoothing=0.5)
+    assert m.seconds_per_step(500_000) == pytest.approx(1.0)  # prior
+    m.observe(4096, 0.01)
+    assert m.seconds_per_step(4096) == pytest.approx(0.01)
+    m.observe(4096, 0.03)
+    assert m.seconds_per_step(4096) == pytest.approx(0.02)  # smoothed
+    # an unmeasured size scales linearly from the nearest measured bucket
+    assert m.seconds_per_step(4 * 4096) == pytest.approx(0.08)
+    m.observe(100, float("nan"))  # ignored
+    assert m.job_seconds(4096, 10) == pytest.approx(0.2)
+
+
+def test_finish_feeds_the_model() -> None:
+    s = sched()
+    add(s, "a0", "a", pixels=4096, steps=10)
+    assert s.pick() == "a0"
+    s.finish("a0", seconds=2.0, steps=10)
+    assert s.model.seconds_per_step(4096) == pytest.approx(0.2)
+
+
+def test_output_pixels_follows_the_long_or_short_side() -> None:
+    assert output_pixels(400, 200, 64, "long") == 64 * 32
+    assert output_pixels(400, 200, 64, "short") == 128 * 64
+    assert output_pixels(0, 0, 64) == 64 * 64
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        FairScheduler(slots=0)
