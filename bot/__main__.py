@@ -1,0 +1,65 @@
+"""`python -m bot`: read the configuration, run until SIGTERM/SIGINT, shut down gracefully.
+
+On SIGTERM the bot stops taking jobs, lets running ones finish for up to
+STYLEBOT_SHUTDOWN_GRACE seconds and leaves the rest queued in SQLite, where the next
+start picks them up (see JobService.drain / recover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from bot.config import BotConfig, ConfigError
+from bot.logs import setup_logging
+
+log = logging.getLogger("bot")
+
+
+async def run(config: BotConfig) -> None:
+    from bot.bot import StyleBot
+
+    bot = StyleBot(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows has no signal handlers
+            loop.add_signal_handler(sig, stop.set)
+
+    async with bot:
+        runner = asyncio.create_task(bot.start(config.require_token()), name="discord")
+        stopper = asyncio.create_task(stop.wait(), name="signals")
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("shutdown requested; finishing running jobs (grace %.0fs)", config.shutdown_grace)
+            await bot.close()
+            await asyncio.wait({runner}, timeout=10)
+        else:
+            stopper.cancel()
+            runner.result()  # re-raise a login/connection failure
+
+
+def main() -> int:
+    try:
+        config = BotConfig.from_env()
+        config.require_token()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, [config.token.reveal()])
+    log.info(
+        "starting StyleBot (executor=%s, workers=%s, data=%s)",
+        config.executor,
+        config.workers,
+        config.data_dir,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The `commands.Bot` subclass that wires everything together.
+
+`setup_hook` runs after login and before the gateway connects, which is exactly when the
+bot can open its database, start the executor, register persistent buttons, re-queue
+work left by a previous process (editing messages needs only HTTP) and sync commands.
+`close` drains jobs before the HTTP session goes away so final edits still get out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import BotConfig
+from bot.db import Database
+from bot.errors import handle_interaction_error
+from bot.guild_settings import GuildSettings
+from bot.health import HealthServer, Metrics
+from bot.intake import Intake
+from bot.jobs import JobService
+from bot.views import AgainButton, CancelButton
+from stylecore.executors.base import Executor
+
+log = logging.getLogger(__name__)
+
+COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.queue", "bot.cogs.admin")
+PURGE_EVERY = 3600.0
+
+
+def apply_endpoints(config: BotConfig) -> None:
+    """Point discord.py at an API proxy / gateway when configured (process-wide by design:
+    the library keeps these as class attributes)."""
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    if config.api_base:
+        Route.BASE = config.api_base
+    if config.gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.gateway_url)
+
+
+class StyleTree(app_commands.CommandTree["StyleBot"]):
+    async def on_error(
+        self, interaction: discord.Interaction[StyleBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        await handle_interaction_error(interaction, error)
+
+
+def make_executor_from_config(config: BotConfig) -> Executor:
+    from stylecore.executors import make_executor
+
+    return make_executor(config.executor, **config.executor_config())
+
+
+class StyleBot(commands.Bot):
+    def __init__(self, config: BotConfig, *, executor: Executor | None = None, **options: Any) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # the reply flow reads attachments of messages that mention us
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=StyleTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, replied_user=False),
+            activity=discord.Activity(type=discord.ActivityType.watching, name="/stylize"),
+            **options,
+        )
+        apply_endpoints(config)
+        self.config = config
+        self.base_settings = GuildSettings().with_overrides(config.guild_defaults).check()
+        self.db = Database(config.db_path)
+        self._own_executor = executor is None
+        self.executor: Executor | None = executor
+        self.jobs: JobService = None  # type: ignore[assignment]  # set in setup_hook
+        self.intake = Intake(self)
+        self.metrics = Metrics(lambda: self.jobs.status_counts() if self.jobs else {})
+        self.health: HealthServer | None = None
+        self.started_at = time.time()
+        self.recovered = 0
+        self._purge_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def setup_hook(self) -> None:
+        await self.db.open()
+        if self.executor is None:
+            self.executor = await asyncio.to_thread(make_executor_from_config, self.config)
+        if self._own_executor:
+            await self.executor.start()
+        self.jobs = JobService(self, self.db, self.executor, self.config, self.metrics)
+        for ext in COGS:
+            await self.load_extension(ext)
+        self.add_dynamic_items(CancelButton, AgainButton)
+        if self.config.health_port is not None:
+            self.health = HealthServer(
+                self.metrics, self.health_status, self.config.health_host, self.config.health_port
+            )
+            await self.health.start()
+        self.recovered = await self.jobs.recover(self.base_settings)
+        if self.recovered:
+            log.info("re-queued %d job(s) from before the restart", self.recovered)
+        self._purge_task = asyncio.create_task(self._purge_loop(), name="purge-inputs")
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Development: sync to the dev guild (instant). Otherwise sync globally, but only when the
+        command definitions changed since the last sync, so restarts don't spend the daily quota."""
+        if self.config.dev_guild_id:
+            guild = discord.Object(self.config.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d command(s) to the development guild %s", len(synced), guild.id)
+            return
+        if not self.config.sync_commands:
+            return
+        payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True)
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        marker = self.config.data_dir / "commands.sha256"
+        if marker.is_file() and marker.read_text().strip() == digest:
+            return
+        synced = await self.tree.sync()
+        marker.write_text(digest)
+        log.info("synced %d global command(s)", len(synced))
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                n = await self.db.purge_expired()
+                if n:
+                    log.info("deleted the stored inputs of %d job(s) past their TTL", n)
+            except Exception:
+                log.exception("purging expired inputs failed")
+            await asyncio.sleep(PURGE_EVERY)
+
+    def health_status(self) -> dict[str, Any]:
+        connected = self.is_ready() and not self.is_closed()
+        accepting = bool(self.jobs and self.jobs.accepting)
+        counts = self.jobs.status_counts() if self.jobs else {}
+        return {
+            "ok": connected and accepting,
+            "connected": connected,
+            "accepting": accepting,
+            "latency_ms": round(self.latency * 1000) if connected and self.latency == self.latency else None,
+            "uptime_s": round(time.time() - self.started_at),
+            **counts,
+        }
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: mentions are handled by the Stylize cog's listener."""
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user and self.user.id, len(self.guilds))
+
+    async def close(self) -> None:
+        """Drain jobs (SIGTERM path), then close Discord, the executor, HTTP server and DB."""
+        if self._closing:
+            return await super().close()
+        self._closing = True
+        if self.jobs is not None:
+            try:
+                await self.jobs.drain(self.config.shutdown_grace)
+            except Exception:
+                log.exception("draining jobs failed")
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
+        await super().close()
+        if self._own_executor and self.executor is not None:
+            try:
+                await self.executor.shutdown(grace=0)
+            except Exception:
+                log.exception("executor shutdown failed")
+        if self.health is not None:
+            await self.health.close()
+        await self.db.close()

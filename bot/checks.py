@@ -1,0 +1,90 @@
+"""Every rule that can refuse a request, in one place, so all entry points refuse alike.
+
+Slash commands, the reply flow, the context menu and the result buttons all call these
+with plain values; each raises a `StyleBotError` subclass whose text says exactly what
+limit was hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.errors import BadInput, BotLacksPermissions, ChannelNotAllowed, NotAdmin, OverLimit
+from bot.guild_settings import GuildSettings
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def is_image(attachment: discord.Attachment) -> bool:
+    """Judged from metadata only, so nothing is downloaded just to find out."""
+    if attachment.content_type:
+        return attachment.content_type.split(";")[0].strip().lower().startswith("image/")
+    return attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_attachments(message: discord.Message) -> list[discord.Attachment]:
+    return [a for a in message.attachments if is_image(a)]
+
+
+def check_attachment(attachment: discord.Attachment | None, what: str, max_bytes: int) -> discord.Attachment:
+    """Refuse before downloading: missing, not an image, or over the size limit."""
+    if attachment is None:
+        raise BadInput(f"I need a {what}; attach one and try again.")
+    if not is_image(attachment):
+        raise BadInput(f"The {what} (`{attachment.filename}`) isn't an image. Use PNG, JPEG, WebP, GIF or BMP.")
+    if attachment.size > max_bytes:
+        raise BadInput(f"The {what} is {attachment.size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
+    return attachment
+
+
+def check_limits(settings: GuildSettings, *, size: int, steps: int) -> None:
+    if size > settings.max_size:
+        raise OverLimit(f"Size {size} px is over this server's limit of {settings.max_size} px (max_size).")
+    if steps > settings.max_steps:
+        raise OverLimit(f"{steps} steps is over this server's limit of {settings.max_steps} steps (max_steps).")
+
+
+def check_channel(settings: GuildSettings, channel: Any) -> None:
+    parent_id = getattr(channel, "parent_id", None)
+    if not settings.channel_allowed(getattr(channel, "id", None), parent_id):
+        where = " ".join(f"<#{c}>" for c in settings.allowed_channels)
+        raise ChannelNotAllowed(f"I don't take jobs in this channel. Try {where}.")
+
+
+REQUIRED_PERMISSIONS: tuple[str, ...] = ("attach_files",)
+REPLY_PERMISSIONS: tuple[str, ...] = ("send_messages", "attach_files", "read_message_history")
+
+
+def check_bot_permissions(perms: discord.Permissions, needed: Sequence[str] = REQUIRED_PERMISSIONS) -> None:
+    """The result is a file upload, so a channel where the bot cannot attach files is refused up front."""
+    missing = [p for p in needed if not getattr(perms, p)]
+    if missing:
+        names = ", ".join(p.replace("_", " ").title() for p in missing)
+        raise BotLacksPermissions(f"I can't post results here: I'm missing the {names} permission in this channel.")
+
+
+def is_admin(perms: discord.Permissions) -> bool:
+    return perms.manage_guild or perms.administrator
+
+
+def can_manage_job(user_id: int, perms: discord.Permissions | None, owner_id: int) -> bool:
+    """The job's owner, or a moderator who may delete other people's messages anyway."""
+    return user_id == owner_id or (perms is not None and (perms.manage_messages or perms.administrator))
+
+
+def admin_only() -> Any:
+    """An app-command check that does not trust `default_permissions` alone: server admins can
+    change command permissions, and the runtime check keeps the settings safe regardless."""
+
+    def predicate(interaction: discord.Interaction[Any]) -> bool:
+        if interaction.guild is None:
+            raise app_commands.NoPrivateMessage()
+        if not is_admin(interaction.permissions):
+            raise NotAdmin("You need the Manage Server permission to change StyleBot's settings.")
+        return True
+
+    return app_commands.check(predicate)

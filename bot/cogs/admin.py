@@ -1,0 +1,94 @@
+"""/stylebot config show|set|reset — per-server settings for admins (Manage Server)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.checks import admin_only
+from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
+
+if TYPE_CHECKING:
+    from bot.bot import StyleBot
+
+log = logging.getLogger(__name__)
+
+SETTING_CHOICES = [app_commands.Choice(name=key, value=key) for key in SETTINGS]
+
+
+def settings_table(settings: GuildSettings, overridden: set[str]) -> str:
+    lines = ["**StyleBot settings for this server**"]
+    for key, spec in SETTINGS.items():
+        mark = "" if key in overridden else " *(default)*"
+        lines.append(f"`{key}` = **{settings.describe(key)}**{mark}\n-# {spec.description}")
+    return "\n".join(lines)
+
+
+class Admin(commands.Cog):
+    stylebot = app_commands.Group(
+        name="stylebot",
+        description="StyleBot administration",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+    config = app_commands.Group(name="config", description="Show or change this server's settings", parent=stylebot)
+
+    def __init__(self, bot: StyleBot) -> None:
+        self.bot = bot
+
+    async def _current(self, guild_id: int) -> tuple[GuildSettings, dict[str, object]]:
+        overrides = await self.bot.db.guild_overrides(guild_id)
+        return self.bot.base_settings.with_overrides(overrides), overrides
+
+    @config.command(name="show", description="Show this server's StyleBot settings")
+    @admin_only()
+    async def show(self, interaction: discord.Interaction[StyleBot]) -> None:
+        assert interaction.guild_id is not None
+        settings, overrides = await self._current(interaction.guild_id)
+        await interaction.response.send_message(settings_table(settings, set(overrides)), ephemeral=True)
+
+    @config.command(name="set", description="Change one setting")
+    @app_commands.describe(setting="Which setting", value="The new value (channels: mentions or ids, or 'all')")
+    @app_commands.choices(setting=SETTING_CHOICES)
+    @admin_only()
+    async def set_(self, interaction: discord.Interaction[StyleBot], setting: str, value: str) -> None:
+        assert interaction.guild_id is not None
+        try:
+            parsed = parse_setting(setting, value)
+            settings, overrides = await self._current(interaction.guild_id)
+            new = settings.with_overrides({setting: parsed}).check()
+        except SettingError as exc:
+            raise SettingError(f"Can't set `{setting}`: {exc}") from None
+        overrides[setting] = parsed
+        await self.bot.db.save_guild_overrides(interaction.guild_id, overrides)
+        log.info("guild %s: %s set %s = %r", interaction.guild_id, interaction.user.id, setting, parsed)
+        await interaction.response.send_message(f"`{setting}` is now **{new.describe(setting)}**.", ephemeral=True)
+
+    @config.command(name="reset", description="Put one setting (or all of them) back to the default")
+    @app_commands.describe(setting="Which setting (leave empty to reset everything)")
+    @app_commands.choices(setting=SETTING_CHOICES)
+    @admin_only()
+    async def reset(self, interaction: discord.Interaction[StyleBot], setting: str | None = None) -> None:
+        assert interaction.guild_id is not None
+        _settings, overrides = await self._current(interaction.guild_id)
+        if setting is None:
+            overrides = {}
+            message = "All settings are back to their defaults."
+        else:
+            overrides.pop(setting, None)
+            try:
+                self.bot.base_settings.with_overrides(overrides).check()
+            except SettingError as exc:
+                raise SettingError(f"Can't reset `{setting}` alone: {exc}. Reset the other one too.") from None
+            message = f"`{setting}` is back to its default: **{self.bot.base_settings.describe(setting)}**."
+        await self.bot.db.save_guild_overrides(interaction.guild_id, overrides)
+        log.info("guild %s: %s reset %s", interaction.guild_id, interaction.user.id, setting or "all settings")
+        await interaction.response.send_message(message, ephemeral=True)
+
+
+async def setup(bot: StyleBot) -> None:
+    await bot.add_cog(Admin(bot))

@@ -1,0 +1,267 @@
+"""End to end, operations side: queue and cancel, limits, restarts, SIGTERM, failures.
+
+Long-running jobs here are 32 px with thousands of steps: they keep the single CPU
+worker busy until the test cancels them, so nothing depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("bot_fixtures")
+
+from bot_fixtures import BotEnv, assert_throttled, image_of, job_id_of  # noqa: E402
+
+pytest_plugins = ["bot_fixtures"]
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+LONG = {"size": 32, "steps": 2000}
+
+
+async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    await bot_env.start_bot(guild_defaults={"max_jobs_per_user": 2})
+    alice, bob, mod = fd.member, bot_env.add_member("bob"), fd.moderator
+
+    a1 = await bot_env.stylize(alice, **LONG)
+    a1_msg = await bot_env.wait_text(a1, "Stylizing")
+    a2 = await bot_env.stylize(alice, **LONG)
+    b1 = await bot_env.stylize(bob, **LONG)
+    # Fair queue: bob's first job goes before alice's second.
+    b1_msg = await bot_env.wait_text(b1, "**Queued** — position 1")
+    a2_msg = await bot_env.wait_text(a2, "**Queued** — position 2")
+    ids = {name: job_id_of(m) for name, m in (("a1", a1_msg), ("a2", a2_msg), ("b1", b1_msg))}
+
+    # /queue: your own jobs with positions; an admin sees everyone's.
+    mine = await bot_env.wait_ephemeral(await fd.slash_command("queue", user=alice))
+    assert f"`{ids['a1']}` running" in mine and f"`{ids['a2']}` queued, position 2" in mine
+    assert ids["b1"] not in mine
+    bobs = await bot_env.wait_ephemeral(await fd.slash_command("queue", user=bob))
+    assert f"`{ids['b1']}` queued, position 1" in bobs and ids["a1"] not in bobs
+    everyone = await bot_env.wait_ephemeral(await fd.slash_command("queue", user=mod))
+    assert all(i in everyone for i in ids.values()) and f"<@{bob.user.id}>" in everyone
+
+    # /cancel offers your active jobs as choices.
+    ac = await fd.autocomplete("cancel", {"job": ""}, "job", user=alice)
+    await fd._wait_until(lambda: ac.autocomplete_choices is not None, 10, "autocomplete")
+    assert {c["value"] for c in ac.autocomplete_choices} == {ids["a1"], ids["a2"]}
+
+    # Per-user limit from the server settings, with the reason.
+    third = await bot_env.stylize(alice, **LONG)
+    assert "You already have 2 job(s)" in await bot_env.wait_ephemeral(third)
+
+    # Cancel button: not for someone else's job, but fine for a moderator (Manage Messages).
+    denied = await fd.click_button(a1_msg, f"stylebot:cancel:{ids['a1']}", user=bob)
+    assert "Only the person who started this job" in await bot_env.wait_ephemeral(denied)
+    by_mod = await fd.click_button(a2_msg, f"stylebot:cancel:{ids['a2']}", user=mod)
+    assert "Cancelling" in await bot_env.wait_ephemeral(by_mod)
+    assert f"Cancelled** by <@{mod.user.id}>" in (await bot_env.wait_text(a2, "Cancelled")).content
+
+    # /cancel with an id, then /cancel without one (your latest job).
+    await bot_env.wait_ephemeral(await fd.slash_command("cancel", {"job": ids["a1"]}, user=alice))
+    await bot_env.wait_text(a1, "Cancelled")
+    await bot_env.wait_text(b1, "Stylizing")  # bob's job moves up and starts
+    await bot_env.wait_ephemeral(await fd.slash_command("cancel", user=bob))
+    final = await bot_env.wait_text(b1, "Cancelled")
+    assert not final.attachments and not final.custom_ids  # preview and Cancel button removed
+    for job in ids.values():
+        await bot_env.wait_state(job, "cancelled")
+    again = await fd.slash_command("cancel", {"job": ids["a1"]}, user=alice)
+    assert "already finished" in await bot_env.wait_ephemeral(again)
+
+    # Cooldown set by an admin applies to the next job.
+    await bot_env.wait_ephemeral(
+        await fd.slash_command("stylebot config set", {"setting": "cooldown_seconds", "value": "600"}, user=mod)
+    )
+    cooled = await bot_env.stylize(bob, **LONG)
+    assert "Please wait" in await bot_env.wait_ephemeral(cooled)
+
+
+async def test_queued_job_and_settings_survive_a_restart(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    await bot_env.start_bot()
+    alice, bob, mod = fd.member, bot_env.add_member("bob"), fd.moderator
+    await bot_env.wait_ephemeral(
+        await fd.slash_command("stylebot config set", {"setting": "default_steps", "value": "3"}, user=mod)
+    )
+
+    long = await bot_env.stylize(alice, **LONG)
+    await bot_env.wait_text(long, "Stylizing")
+    queued = await bot_env.stylize(bob)  # default_steps = 3 from the admin setting
+    queued_msg = await bot_env.wait_text(queued, "**Queued** — position 1")
+    queued_id, long_id = job_id_of(queued_msg), job_id_of(bot_env.fd.original_message(long))
+    assert "3 steps" in queued_msg.content
+
+    await bot_env.stop_bot()  # grace 0: nothing may finish; everything is kept for the next start
+    assert "Paused" in fd.original_message(queued).content
+    assert "Paused" in fd.original_message(long).content
+
+    mark = len(fd.requests)
+    bot = await bot_env.start_bot(own_executor=True)  # a new process would build its own executor
+    assert bot.recovered == 2
+    show = await bot_env.wait_ephemeral(await fd.slash_command("stylebot config show", user=mod))
+    assert "`default_steps` = **3**" in show and "`default_steps` = **3** *(default)*" not in show
+
+    # The long job is back too; cancelling it lets the queued one run to the end.
+    await fd.wait_for_original(long, lambda m: "Stylizing" in m.content, timeout=180)
+    await bot_env.wait_ephemeral(await fd.slash_command("cancel", {"job": long_id}, user=alice))
+    done = await bot_env.wait_done(queued)
+    assert image_of(done.attachments[0].data).size == (48, 36)
+    # After the restart the interaction token is gone: every edit went through the channel.
+    after = [r for r in fd.requests[mark:] if r.method == "PATCH"]
+    assert after and all(r.path.startswith("/channels/") for r in after)
+    restarted = [
+        r for r in bot_env.edits_of(done.id, via="channel") if "restarted" in (r.json or {}).get("content", "")
+    ]
+    assert restarted, "the message never said the job was re-queued"
+    await bot_env.wait_state(queued_id, "done")
+
+
+async def test_owner_is_told_when_a_stored_job_cannot_be_recovered(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    await bot_env.start_bot()
+    inter = await bot_env.stylize(**LONG)
+    job_id = job_id_of(await bot_env.wait_text(inter, "Stylizing"))
+    await bot_env.stop_bot()
+    # The stored inputs are lost while the bot is down (e.g. a restored backup without them).
+    with sqlite3.connect(bot_env.data_dir / "stylebot.sqlite3") as db:
+        db.execute("DELETE FROM inputs WHERE job_id = ?", (job_id,))
+    bot = await bot_env.start_bot()
+    assert bot.recovered == 0
+    told = await bot_env.wait_text(inter, "Failed")
+    assert "images were no longer stored" in told.content and f"<@{fd.member.user.id}>" not in told.content
+    await bot_env.wait_state(job_id, "failed")
+
+
+async def test_global_commands_are_synced_only_when_they_change(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    sync = f"/applications/{fd.application_id}/commands"
+    await bot_env.start_bot(dev_guild_id=None)
+    assert len(fd.requests_matching("PUT", sync)) == 1
+    assert fd.state.find_command("stylize", 1, None) is not None
+    assert fd.state.find_command("Stylize this image", 3, None) is not None
+    await bot_env.stop_bot()
+    await bot_env.start_bot(dev_guild_id=None)  # same definitions: no second sync
+    assert len(fd.requests_matching("PUT", sync)) == 1
+
+
+async def test_expired_token_continues_on_the_same_message_via_the_channel(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    await bot_env.start_bot()
+    inter = await bot_env.stylize(size=48, steps=20)
+    msg = await bot_env.wait_text(inter, "Stylizing")
+    fd.expire_token(inter)  # from now on webhook calls answer 401 Invalid Webhook Token
+
+    done = await fd.wait_for_message(fd.channel, lambda m: m.id == msg.id and "**Done**" in m.content, timeout=120)
+    assert done.attachments and image_of(done.attachments[0].data).size == (48, 36)
+    rejected = [r for r in fd.requests if r.method == "PATCH" and r.path.startswith("/webhooks/") and r.status == 401]
+    assert len(rejected) == 1  # one refusal, then the bot switched for good
+    channel_edits = bot_env.edits_of(msg.id, via="channel")
+    assert channel_edits and channel_edits[-1].files
+    assert_throttled(bot_env.edits_of(msg.id))
+    # Same message, no stray new one.
+    assert [m.id for m in fd.messages_in(fd.channel) if m.author.id == fd.bot_user.id] == [msg.id]
+
+
+async def test_switches_to_the_channel_before_the_token_expires(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    # A lifetime of 0 stands in for a job that outlives Discord's 15 minutes: the bot must not wait
+    # for a 401 but move to the channel itself, on the very message the interaction created.
+    await bot_env.start_bot(token_lifetime=0.0)
+    inter = await bot_env.stylize(size=48, steps=4)
+    done = await bot_env.wait_done(inter)
+    assert done.id == inter.original_message_id
+    assert not bot_env.edits_of(done.id, via="webhook")
+    channel = bot_env.edits_of(done.id, via="channel")
+    assert len(channel) >= 2 and channel[-1].files
+    assert not [r for r in fd.requests if r.status == 401]
+    assert [m.id for m in fd.messages_in(fd.channel) if m.author.id == fd.bot_user.id] == [done.id]
+
+
+async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, tmp_path: Path) -> None:
+    fd = bot_env.fd
+    data = tmp_path / "sigterm-data"
+    environ = {
+        **os.environ,
+        "DISCORD_TOKEN": fd.token,
+        "DISCORD_API_BASE": fd.api_base,
+        "DISCORD_GATEWAY_URL": fd.gateway_url,
+        "STYLEBOT_DATA_DIR": str(data),
+        "STYLEBOT_DEV_GUILD": str(fd.guild.id),
+        "STYLEBOT_DEVICE": "cpu",
+        "STYLEBOT_HEALTH_PORT": "0",
+        "STYLEBOT_SHUTDOWN_GRACE": "1",
+        "STYLEBOT_EDIT_INTERVAL": "0.3",
+        "STYLEBOT_LOG_LEVEL": "DEBUG",
+        "STYLEBOT_DEFAULT_SIZE": "32",
+        "STYLEBOT_COOLDOWN_SECONDS": "0",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env=environ,
+        cwd=str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    logs = asyncio.create_task(proc.stdout.read())  # type: ignore[union-attr]
+    rc = None
+    try:
+        await fd.wait_until_connected(timeout=180)
+        await fd._wait_until(lambda: fd.state.find_command("stylize", 1, fd.guild.id), 30, "command sync")
+        long = await bot_env.stylize(fd.member, size=32, steps=1000)
+        await bot_env.wait_text(long, "Stylizing", timeout=60)
+        queued = await bot_env.stylize(bot_env.add_member("bob"), size=32, steps=3)
+        await bot_env.wait_text(queued, "Queued", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), 60)
+    except Exception:
+        if proc.returncode is None:
+            proc.kill()
+        print((await logs).decode(errors="replace")[-6000:])
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    out = (await logs).decode(errors="replace")
+    assert rc == 0, out[-3000:]
+    assert "shutdown requested" in out
+    assert "Paused" in fd.original_message(long).content and "Paused" in fd.original_message(queued).content
+    with sqlite3.connect(data / "stylebot.sqlite3") as db:
+        states = [r[0] for r in db.execute("SELECT state FROM jobs")]
+    assert states == ["queued", "queued"]
+    # Secrets never reach the logs, even at DEBUG with request URLs logged.
+    leaks = [line for line in out.splitlines() if any(t in line for t in (fd.token, long.token, queued.token))]
+    assert not leaks, [line[:200] for line in leaks[:5]]
+    assert "[REDACTED]" in out
+
+
+async def test_worker_killed_mid_job_tells_the_user_and_the_bot_carries_on(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    await bot_env.start_bot()
+    inter = await bot_env.stylize(**LONG)
+    msg = await bot_env.wait_text(inter, "Stylizing")
+    job_id = job_id_of(msg)
+    pids = bot_env.executor.worker_pids()  # type: ignore[attr-defined]
+    assert pids
+    os.kill(pids[0], signal.SIGKILL)
+
+    failed = await bot_env.wait_text(inter, "Failed", timeout=60)
+    assert "worker running your job stopped unexpectedly" in failed.content
+    assert not failed.custom_ids  # no Cancel button on a finished job
+    assert "stopped unexpectedly" in await bot_env.wait_ephemeral(inter)
+    await bot_env.wait_state(job_id, "failed")
+
+    # The bot is alive and the executor brings a new worker up for the next job.
+    assert "no jobs" in await bot_env.wait_ephemeral(await fd.slash_command("queue", user=fd.member))
+    nxt = await bot_env.stylize(steps=2)
+    assert (await bot_env.wait_done(nxt, timeout=180)).attachments

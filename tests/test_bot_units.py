@@ -1,0 +1,281 @@
+"""Unit tests for the bot's pure parts: settings parsing, config, rendering, the database,
+the throttled progress editor (with an injected clock) and log redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+
+import pytest
+
+from bot import render
+from bot.config import BotConfig, ConfigError, Secret
+from bot.db import Database, JobRecord
+from bot.errors import describe, failure_message
+from bot.guild_settings import GuildSettings, SettingError, parse_setting
+from bot.logs import RedactingFilter, RedactingFormatter
+from bot.progress import Frame, MessageTarget, ProgressEditor
+from stylecore.executors.base import QueueFull
+from stylecore.imageio import NotAnImage
+
+# -- guild settings -------------------------------------------------------------------------
+
+
+def test_parse_setting_values_and_errors() -> None:
+    assert parse_setting("max_size", " 768 ") == 768
+    assert parse_setting("default_strength", "1.5") == 1.5
+    assert parse_setting("allowed_channels", "<#123456789012345678>, 223456789012345678") == (
+        123456789012345678,
+        223456789012345678,
+    )
+    assert parse_setting("allowed_channels", "all") == ()
+    with pytest.raises(SettingError, match="between 16 and 4096"):
+        parse_setting("max_size", "9000")
+    with pytest.raises(SettingError, match="whole number"):
+        parse_setting("max_steps", "lots")
+    with pytest.raises(SettingError, match="unknown setting"):
+        parse_setting("colour", "red")
+    with pytest.raises(SettingError, match="channel mentions"):
+        parse_setting("allowed_channels", "#general")
+
+
+def test_guild_settings_cross_checks_and_channels() -> None:
+    s = GuildSettings(default_size=512, max_size=1024)
+    with pytest.raises(SettingError, match=r"default_size .* max_size"):
+        s.with_overrides({"max_size": 256}).check()
+    s = s.with_overrides({"allowed_channels": [111]})
+    assert s.allowed_channels == (111,)
+    assert s.channel_allowed(111) and not s.channel_allowed(222)
+    assert s.channel_allowed(222, parent_id=111)  # a thread under an allowed channel
+    assert s.describe("allowed_channels") == "<#111>"
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+def test_config_from_env_and_secret_never_shows(tmp_path) -> None:
+    env = {
+        "DISCORD_TOKEN": "abc.def.ghi",
+        "STYLEBOT_WORKERS": "2",
+        "STYLEBOT_DATA_DIR": str(tmp_path),
+        "STYLEBOT_DEV_GUILD": "42",
+        "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
+        "STYLEBOT_DEFAULT_SIZE": "256",
+        "STYLEBOT_HEALTH_PORT": "off",
+    }
+    cfg = BotConfig.from_env(env, dotenv_path=None)
+    assert cfg.workers == 2 and cfg.dev_guild_id == 42 and cfg.health_port is None
+    assert cfg.api_base == "http://127.0.0.1:9/api/v10"
+    assert cfg.guild_defaults == {"default_size": 256}
+    assert cfg.require_token() == "abc.def.ghi"
+    assert "abc.def.ghi" not in repr(cfg) and "abc.def.ghi" not in str(cfg.token)
+    assert cfg.executor_config() == {"workers": 2, "max_queue": 32}
+
+
+def test_config_dotenv_and_errors(tmp_path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DISCORD_TOKEN=from-file\nSTYLEBOT_WORKERS=3\n")
+    cfg = BotConfig.from_env({"STYLEBOT_WORKERS": "1"}, dotenv_path=dotenv)
+    assert cfg.token == Secret("from-file") and cfg.workers == 1  # the environment wins
+    with pytest.raises(ConfigError, match="STYLEBOT_WORKERS"):
+        BotConfig.from_env({"STYLEBOT_WORKERS": "many"}, dotenv_path=None)
+    with pytest.raises(ConfigError, match="STYLEBOT_MAX_SIZE"):
+        BotConfig.from_env({"STYLEBOT_MAX_SIZE": "5"}, dotenv_path=None)
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
+        BotConfig.from_env({}, dotenv_path=None).require_token()
+
+
+# -- rendering and errors -------------------------------------------------------------------
+
+
+def test_render_texts() -> None:
+    opts = {"size": 512, "steps": 300, "strength": 1.5, "preserve_colors": "luminance", "seed": 7}
+    assert render.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"
+    text = render.running_text("abc123", opts, 150, 300, 65.0, 1234.5)
+    assert "step 150/300 (50%)" in text and "ETA 1 min 05 s" in text and "loss 1.23e+03" in text
+    assert "position 2" in render.queued_text("abc123", opts, 2, 30.0)
+    assert render.fmt_duration(3.25) == "3.2 s" and render.fmt_duration(7300) == "2 h 01 min"
+
+
+def test_describe_errors_are_specific() -> None:
+    assert describe(NotAnImage("x"))[0].startswith("That file isn't an image")
+    msg, expected = describe(QueueFull("50 jobs are waiting"))
+    assert expected and "50 jobs are waiting" in msg
+    msg, expected = describe(RuntimeError("boom"))
+    assert not expected and "boom" not in msg
+    assert "worker" in failure_message("x", "worker_lost")
+
+
+# -- database -------------------------------------------------------------------------------
+
+
+async def test_database_jobs_inputs_and_ttl(tmp_path) -> None:
+    db = Database(tmp_path / "db.sqlite3")
+    await db.open()
+    try:
+        now = time.time()
+        rec = JobRecord("aaaaaa000001", 1, 10, 100, "queued", "slash", {"size": 64}, 8_000_000, now - 100)
+        done = JobRecord("aaaaaa000002", 1, 10, 100, "done", "slash", {"size": 64}, 8_000_000, now - 100)
+        await db.add_job(rec, b"content", b"style", ttl=50)
+        await db.add_job(done, b"c2", b"s2", ttl=50)
+        await db.update_job(rec.job_id, message_id=555, state="running")
+        got = await db.get_job(rec.job_id)
+        assert got is not None and got.message_id == 555 and got.options == {"size": 64}
+        assert [r.job_id for r in await db.jobs_in(["running"], guild_id=1, owner_id=100)] == [rec.job_id]
+        # Both inputs are past their TTL: the finished job's go, the unfinished job's stay for recovery.
+        assert await db.get_inputs(done.job_id) is None
+        assert await db.purge_expired() == 1
+        assert await db.get_inputs(rec.job_id, include_expired=True) == (b"content", b"style")
+        await db.save_guild_overrides(1, {"max_size": 300, "allowed_channels": (5,)})
+        s = await db.guild_settings(1, GuildSettings())
+        assert s.max_size == 300 and s.allowed_channels == (5,)
+        assert (await db.guild_settings(2, GuildSettings())).max_size == GuildSettings().max_size
+    finally:
+        await db.close()
+
+
+# -- progress editor ------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Time that only moves when the test (or a simulated request) moves it."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for deadline, fut in list(self._waiters):
+            if deadline <= self.t + 1e-9 and not fut.done():
+                fut.set_result(None)
+        self._waiters = [(d, f) for d, f in self._waiters if not f.done()]
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self.t + seconds, fut))
+        await fut
+
+
+class RecordingTarget(MessageTarget):
+    """Stands in for Discord: records when each edit happened on the injected clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.channel_id, self.message_id = 1, None
+        self.edits: list[tuple[float, Frame]] = []
+
+    async def edit(self, frame: Frame) -> None:
+        self.clock.advance(0.2)  # every request takes a while
+        self.edits.append((self.clock(), frame))
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_progress_editor_throttles_dedupes_and_delivers_final() -> None:
+    clock = FakeClock()
+    target = RecordingTarget(clock)
+    editor = ProgressEditor(target, min_interval=3.0, preview_interval=10.0, clock=clock, sleep=clock.sleep)
+    for step in range(1, 101):
+        editor.show(Frame(f"step {step}", "cancel"))
+        if step % 10 == 0:
+            editor.preview(f"jpeg {step}".encode())
+        clock.advance(0.25)  # 4 steps per second
+        await _settle()
+    for _ in range(30):  # let the last state and the last preview out
+        clock.advance(0.5)
+        await _settle()
+    assert target.edits[-1][1].content == "step 100"
+    # Unchanged state: no edits at all.
+    before = len(target.edits)
+    for _ in range(10):
+        editor.show(Frame("step 100", "cancel"))
+        clock.advance(1)
+        await _settle()
+    assert len(target.edits) == before
+    finishing = asyncio.create_task(editor.finish(Frame("done", "result", files=(("out.png", b"png"),))))
+    while not finishing.done():
+        clock.advance(0.5)
+        await _settle()
+
+    times = [t for t, _ in target.edits]
+    starts = [t - 0.2 for t in times]
+    # From the end of one edit to the start of the next: never less than the minimum.
+    assert all(b - a >= 3.0 - 1e-9 for a, b in zip(times, starts[1:], strict=False))
+    assert 5 <= len(target.edits) <= 12  # ~25 s of updates at most one per 3 s, plus the final
+    previews = [t for t, f in target.edits if f.files and f.files[0][0] == "preview.jpg"]
+    assert previews and all(b - a >= 10.0 for a, b in itertools.pairwise(previews))
+    assert target.edits[-1][1].content == "done" and target.edits[-1][1].files == (("out.png", b"png"),)
+    contents = [f.content for _, f in target.edits if not f.files]
+    assert len(contents) == len(set(contents))  # no edit repeats the previous text
+
+
+async def test_progress_editor_final_retries_after_failures() -> None:
+    import discord
+
+    clock = FakeClock()
+
+    class Flaky(RecordingTarget):
+        fails = 2
+
+        async def edit(self, frame: Frame) -> None:
+            if self.fails:
+                self.fails -= 1
+                raise discord.HTTPException(_Resp(500), "server error")
+            await super().edit(frame)
+
+    target = Flaky(clock)
+    editor = ProgressEditor(target, min_interval=3.0, clock=clock, sleep=clock.sleep)
+    finishing = asyncio.create_task(editor.finish(Frame("done")))
+    while not finishing.done():
+        clock.advance(0.5)
+        await _settle()
+    assert finishing.result()
+    assert [f.content for _, f in target.edits] == ["done"]
+
+
+class _Resp:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.reason = "x"
+
+
+# -- logging ----------------------------------------------------------------------------------
+
+
+def test_redacting_filter_scrubs_tokens() -> None:
+    f = RedactingFilter(["MTIz.secret.token"])
+    record = logging.LogRecord(
+        "discord.http",
+        logging.DEBUG,
+        __file__,
+        1,
+        "PATCH %s with token %s",
+        ("https://x/api/v10/webhooks/123/aW50ZXJhY3Rpb24.abc-_/messages/@original", "MTIz.secret.token"),
+        None,
+    )
+    f.filter(record)
+    text = record.getMessage()
+    assert "MTIz.secret.token" not in text and "aW50ZXJhY3Rpb24" not in text
+    assert "/webhooks/123/[REDACTED]" in text
+    # Gateway payloads dumped at DEBUG, and tracebacks, are scrubbed by the formatter too.
+    fmt = RedactingFormatter("%(message)s", f)
+    try:
+        raise RuntimeError("{'token': 'aW50ZXJhY3Rpb24abc', 'id': '1'}")
+    except RuntimeError:
+        import sys
+
+        rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    out = fmt.format(rec)
+    assert "aW50ZXJhY3Rpb24abc" not in out and "'token': '[REDACTED]'" in out
