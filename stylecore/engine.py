@@ -137,7 +137,8 @@ def _init_image(opts: StyleOptions, targets: _Targets, style: Image.Image, gen: 
 
 
 class _Objective:
-    """Loss terms for one scale; returns per-term tensors so callers choose when to sync."""
+    """Loss terms for one scale, each already weighted (total = content + style + tv); tensors, so
+    callers choose when to sync."""
 
     def __init__(self, model: VGGFeatures, targets: _Targets, opts: StyleOptions, plan: DevicePlan):
         self.model, self.targets, self.plan = model, targets, plan
@@ -145,15 +146,16 @@ class _Objective:
         self.beta = opts.style_weight * opts.strength
         self.tv = opts.tv_weight
         self.layer_weights = dict(zip(STYLE_LAYERS, opts.style_layer_weights, strict=True))
+        self.loss_scale: float | None = None
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         x = image.contiguous(memory_format=torch.channels_last) if self.plan.channels_last else image
         with autocast(self.plan):
             feats = self.model(x, _ALL_LAYERS)
-        c = content_loss(feats[CONTENT_LAYER], self.targets.content)
-        s = style_loss(feats, self.targets.grams, self.layer_weights)
-        t = tv_loss(image.float()) if self.tv else torch.zeros_like(c)
-        total = self.alpha * c + self.beta * s + self.tv * t
+        c = self.alpha * content_loss(feats[CONTENT_LAYER], self.targets.content)
+        s = self.beta * style_loss(feats, self.targets.grams, self.layer_weights)
+        t = self.tv * tv_loss(image.float()) if self.tv else torch.zeros_like(c)
+        total = c + s + t
         return total.sum(), c.sum(), s.sum(), t.sum()
 
 
@@ -219,7 +221,9 @@ def stylize(
                 raise Cancelled(StyleResult(partial, stats))
             terms = _step(optim, objective, u, scale, opts)
             with torch.no_grad():
-                if opts.clamp:
+                # L-BFGS keeps curvature pairs of the points it visited; clamping behind its back
+                # stalls its line search, so its image is clamped only at the end.
+                if opts.clamp and opts.optimizer == "adam":
                     u.data = torch.minimum(torch.maximum(u.data, torch.zeros_like(scale)), 1 / scale)
                 if opts.ema:
                     ema_weight = opts.ema * ema_weight + (1 - opts.ema)
@@ -268,9 +272,14 @@ def _step(optim: torch.optim.Optimizer, objective: _Objective, u: torch.Tensor, 
     def closure() -> torch.Tensor:
         optim.zero_grad(set_to_none=True)
         terms = objective(u * scale)
-        terms[0].backward()
+        # L-BFGS's tolerances and first step assume losses near 1; the notebook's units reach 1e19.
+        # (Adam is scale-free but for its eps, so it keeps the notebook's units exactly.)
+        if objective.loss_scale is None:
+            lbfgs = isinstance(optim, torch.optim.LBFGS)
+            objective.loss_scale = (float(terms[0].detach()) or 1.0) if lbfgs else 1.0
+        (terms[0] / objective.loss_scale).backward()
         holder.append(tuple(t.detach() for t in terms))
-        return terms[0]
+        return terms[0].detach() / objective.loss_scale
 
     if isinstance(optim, torch.optim.LBFGS):
         optim.step(closure)

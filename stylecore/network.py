@@ -13,7 +13,7 @@ import threading
 import torch
 from torch import nn
 
-from stylecore.weights import InputConvention, load_weights
+from stylecore.weights import InputConvention, WeightsError, load_weights
 
 # Layer names follow the paper; each names the ReLU output after that convolution, which is
 # what the notebook actually read (torchvision's in-place ReLU overwrote the stored conv output).
@@ -43,10 +43,28 @@ class Normalize(nn.Module):
         return (x * self.scale - self.mean) * self.inv_std
 
 
-def _vgg19_features() -> nn.Sequential:
-    from torchvision.models import vgg19
+# torchvision's vgg19 "E" configuration: channels per conv, "M" for a 2x2 max pool.
+_VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                                     512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
-    return vgg19(weights=None).features
+
+def vgg19_features_layout() -> nn.Sequential:
+    """torchvision's `vgg19().features` module for module, built on the meta device.
+
+    Building torchvision's whole vgg19 randomly initialises a 120M-parameter classifier we
+    never use (seconds per worker start); the conv stack alone, without init, costs nothing,
+    and the weights are assigned straight from the state dict.
+    """
+    layers: list[nn.Module] = []
+    in_ch = 3
+    with torch.device("meta"):
+        for v in _VGG19_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(in_ch, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                in_ch = int(v)
+    return nn.Sequential(*layers)
 
 
 class VGGFeatures(nn.Module):
@@ -55,8 +73,13 @@ class VGGFeatures(nn.Module):
     def __init__(self, weights: str = "original") -> None:
         super().__init__()
         loaded = load_weights(weights)
-        features = _vgg19_features()
-        features.load_state_dict(loaded.state_dict, strict=False)
+        features = vgg19_features_layout()
+        wanted = set(features.state_dict())
+        state = {k: v.float() for k, v in loaded.state_dict.items() if k in wanted}
+        missing = wanted - set(state)
+        if missing:
+            raise WeightsError(f"weights from {loaded.source} lack {sorted(missing)[0]}")
+        features.load_state_dict(state, assign=True)
         self.source = loaded.source
         self.convention = loaded.convention
         self.normalize = Normalize(loaded.convention)
