@@ -32,12 +32,17 @@ def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch
 def style_loss(
     features: dict[str, torch.Tensor],
     target_grams: dict[str, torch.Tensor],
-    layer_weights: dict[str, float],
+    layer_weights: dict[str, float | torch.Tensor],
 ) -> torch.Tensor:
-    """Weighted sum of per-layer terms (shape [B])."""
+    """Weighted sum of per-layer terms (shape [B]).
+
+    A weight may be a [B] tensor, one per sample, so a batch of jobs with different layer
+    weights shares one call; only a plain 0 skips a layer (testing a tensor for zero would
+    cost a host sync every step).
+    """
     total: torch.Tensor | None = None
     for layer, weight in layer_weights.items():
-        if weight == 0:
+        if not isinstance(weight, torch.Tensor) and weight == 0:
             continue
         term = weight * style_layer_loss(features[layer], target_grams[layer])
         total = term if total is None else total + term

@@ -77,6 +77,9 @@ class JobEvent:
     # 1024 px; retrying at 716 px" on a repeated `started`, or "worker lost; retrying" on
     # a repeated `queued`.
     note: str | None = None
+    # On `started`: how many jobs this one shares the worker's forward passes with, itself
+    # included (None: it runs alone). Batched jobs keep their own events, cancel and result.
+    batch_size: int | None = None
 
     @property
     def terminal(self) -> bool:

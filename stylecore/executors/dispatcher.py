@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import io
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,12 @@ class ExecutorConfig:
     start_timeout: float = 300.0  # for workers to load the network
     lost_retries: int | None = None  # re-runs after a worker dies mid-job (None: local 0, ray 1)
     oom_retry_scale: float = 0.7
+    # Jobs one worker runs in one stack (same size and scales; see stylecore.batch.batch_key).
+    # None: 4 per GPU worker, 1 on CPU, where a stack saves nothing. Ray actors run one job.
+    max_batch: int | None = None
+    # How far down the fair order a job may be to join the next job's stack (None: max_batch),
+    # so batching never lets a job overtake more than this many others.
+    batch_window: int | None = None
     progress_interval: float = 0.0  # seconds between progress events from a worker (0 = every step)
     step_seconds_per_mpx: float = 2.0  # ETA prior before any run was measured
     keep_finished: int = 200  # ended handles kept for get()
@@ -77,6 +84,10 @@ class ExecutorConfig:
             raise ValueError("job_timeout must be positive (or None for no limit)")
         if not 0.1 <= self.oom_retry_scale < 1:
             raise ValueError("oom_retry_scale must be in [0.1, 1)")
+        for name in ("max_batch", "batch_window"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (or None for the default)")
 
 
 class WorkerLost(Exception):
@@ -89,15 +100,24 @@ class Backend(abc.ABC):
     Contract: `on_ready(slot)` whenever a slot gets a warm worker, `on_lost(slot)` as soon
     as it loses one (before `run` on that slot raises WorkerLost). `run` returns the
     worker's terminal event; `kill` makes a running `run` end with WorkerLost promptly.
+    A backend whose `max_batch` is above 1 also implements `run_batch`.
     """
 
     slots: int
+    max_batch: int = 1  # jobs one slot may run in one stack
 
     @abc.abstractmethod
     async def start(self, on_ready: Callable[[int], None], on_lost: Callable[[int], None]) -> None: ...
 
     @abc.abstractmethod
     async def run(self, slot: int, job: Job, emit: Callable[[JobEvent], None]) -> JobEvent: ...
+
+    async def run_batch(self, slot: int, jobs: list[Job], emit: Callable[[JobEvent], None]) -> dict[str, JobEvent]:
+        """Run several jobs on one slot: every event (each job's terminal too, as it happens)
+        goes to `emit`; returns each job's terminal event. `request_cancel` names one job."""
+        if len(jobs) != 1:
+            raise NotImplementedError(f"{type(self).__name__} runs one job per slot")
+        return {jobs[0].job_id: await self.run(slot, jobs[0], emit)}
 
     @abc.abstractmethod
     def request_cancel(self, slot: int, job_id: str) -> None: ...
@@ -124,10 +144,12 @@ class Backend(abc.ABC):
 class _Handle(JobHandle):
     """One job's state and its event fan-out to any number of independent consumers."""
 
-    def __init__(self, job: Job, pixels: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, job: Job, pixels: int, loop: asyncio.AbstractEventLoop,
+                 batch_key: Hashable | None = None) -> None:
         self.job_id = job.job_id
         self.job = job
         self.pixels = pixels
+        self.batch_key = batch_key  # None: never shares a slot
         self._state: JobState = "queued"
         self._subs: list[asyncio.Queue[JobEvent]] = []
         self._latest: dict[str, JobEvent] = {}
@@ -205,17 +227,33 @@ class _Handle(JobHandle):
         return await asyncio.shield(self._end)
 
 
-def _input_pixels(job: Job) -> int:
-    """Output pixel count for ETAs, from the image header only (cheap; never decodes)."""
-    opts = job.options
+def _input_size(job: Job) -> tuple[int, int] | None:
+    """The content's (width, height) from the image header only (cheap; never decodes)."""
     try:
         from PIL import Image
 
         with Image.open(io.BytesIO(job.content)) as im:
-            w, h = im.size
+            return im.size
     except Exception:
+        return None
+
+
+def _input_pixels(job: Job, size: tuple[int, int] | None) -> int:
+    """Output pixel count for ETAs."""
+    opts = job.options
+    if size is None:
         return opts.size * opts.size
-    return output_pixels(w, h, opts.size, opts.size_side)
+    return output_pixels(*size, opts.size, opts.size_side)
+
+
+def _batch_key(job: Job, size: tuple[int, int] | None, device: str | None) -> Hashable | None:
+    """Which queued jobs may share a slot with this one (as the worker will see its options)."""
+    if size is None:  # unreadable input: it fails alone, quickly
+        return None
+    from stylecore.batch import batch_key
+
+    opts = job.options if device is None else dataclasses.replace(job.options, device=device)
+    return batch_key(size, opts)
 
 
 class Dispatcher(Executor):
@@ -232,10 +270,14 @@ class Dispatcher(Executor):
             max_per_user_running=config.max_per_user_running,
             model=StepTimeModel(prior_per_mpx=config.step_seconds_per_mpx),
         )
+        self.max_batch = max(1, backend.max_batch)
+        self.batch_window = config.batch_window or self.max_batch
         self._handles: dict[str, _Handle] = {}
         self._finished: OrderedDict[str, _Handle] = OrderedDict()
         self._ready: set[int] = set()
-        self._busy: dict[int, _Handle] = {}
+        # slot -> the jobs still running there; the slot stays busy until its run ends, even
+        # when every job in its stack has already ended.
+        self._busy: dict[int, list[_Handle]] = {}
         self._positions: dict[str, int] = {}
         self._closing = False
         self._started = False
@@ -275,7 +317,7 @@ class Dispatcher(Executor):
                                   "started and will be resubmitted", reason="shutdown"))
         # Running jobs may finish until the deadline...
         while True:
-            drivers = [h.driver for h in self._busy.values() if h.driver is not None and not h.driver.done()]
+            drivers = [h.driver for h in self._running() if h.driver is not None and not h.driver.done()]
             left = self._deadline - loop.time()
             if not drivers or left <= 0:
                 break
@@ -284,7 +326,7 @@ class Dispatcher(Executor):
             await asyncio.wait([*drivers, hurry], timeout=left, return_when=asyncio.FIRST_COMPLETED)
             hurry.cancel()
         # ...then they are asked to stop, and killed if they do not within kill_grace.
-        for h in list(self._busy.values()):
+        for h in self._running():
             self._request_stop(h, "shutdown")
         pending = [t for t in self._tasks if not t.done()]
         if pending:  # the watchdogs bound this: stop request, kill, abandon
@@ -308,7 +350,9 @@ class Dispatcher(Executor):
             raise ExecutorError("the executor was not started")
         if job.job_id in self._handles or job.job_id in self._finished:
             raise ValueError(f"job id {job.job_id} was already submitted")
-        h = _Handle(job, _input_pixels(job), asyncio.get_running_loop())
+        size = _input_size(job)
+        h = _Handle(job, _input_pixels(job, size), asyncio.get_running_loop(),
+                    _batch_key(job, size, self.config.device) if self.max_batch > 1 else None)
         h._dispatcher = self
         self.scheduler.add(job.job_id, job.user_id, h.pixels, job.options.steps)
         self._handles[job.job_id] = h
@@ -322,7 +366,7 @@ class Dispatcher(Executor):
     def queue(self) -> list[QueueEntry]:
         out = [
             QueueEntry(h.job_id, h.job.user_id, "running", None, self._running_left(h), h.job.meta)
-            for h in self._busy.values()
+            for h in self._running()
         ]
         for p in self.scheduler.plan(self._running_lefts()):
             h = self._handles[p.job_id]
@@ -365,7 +409,10 @@ class Dispatcher(Executor):
         return self.scheduler.model.job_seconds(h.pixels, h.total)
 
     def _running_lefts(self) -> dict[str, float]:
-        return {h.job_id: self._running_left(h) for h in self._busy.values()}
+        return {h.job_id: self._running_left(h) for h in self._running()}
+
+    def _running(self) -> list[_Handle]:
+        return [h for hs in self._busy.values() for h in hs]
 
     def _refresh_positions(self, force: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         """Tell queued jobs whose position changed (and new ones) where they stand."""
@@ -380,7 +427,8 @@ class Dispatcher(Executor):
         self._positions = positions
 
     def _pump(self) -> None:
-        """Start queued jobs on free warm slots; one job in flight per slot."""
+        """Start queued jobs on free warm slots: one run in flight per slot, holding one job
+        or, where the backend stacks jobs, up to `max_batch` with the same batch key."""
         changed = False
         while not self._closing:
             free = sorted(self._ready - set(self._busy))
@@ -389,21 +437,34 @@ class Dispatcher(Executor):
             job_id = self.scheduler.pick()
             if job_id is None:
                 break
-            h = self._handles[job_id]
+            hs = [self._handles[job_id]]
+            key = hs[0].batch_key
+            if self.max_batch > 1 and key is not None:
+                more = self.scheduler.pick_more(lambda jid, k=key: self._handles[jid].batch_key == k,
+                                                self.max_batch - 1, self.batch_window)
+                hs += [self._handles[jid] for jid in more]
             slot = free[0]
-            self._busy[slot] = h
-            h.slot = slot
-            h._state = "running"
-            h.attempts += 1
-            h.step = 0
-            h.elapsed = 0.0
-            h.driver = self._spawn(self._drive(slot, h))
+            self._busy[slot] = list(hs)
+            for h in hs:
+                h.slot = slot
+                h._state = "running"
+                h.attempts += 1
+                h.step = 0
+                h.elapsed = 0.0
+            driver = self._spawn(self._drive(slot, hs))
+            for h in hs:
+                h.driver = driver
             changed = True
         if changed:
             self._refresh_positions()
 
     def _on_worker_event(self, h: _Handle, ev: JobEvent) -> None:
-        if ev.terminal or ev.job_id != h.job_id:
+        if ev.job_id != h.job_id or h._end.done() or h.state != "running":
+            return
+        if ev.terminal:  # a job leaving a stack early: it ends now, the others go on
+            self._settle(h, ev, None)
+            self._refresh_positions()
+            self._pump()
             return
         if ev.kind == "progress" and ev.step is not None:
             h.step = ev.step
@@ -414,33 +475,62 @@ class Dispatcher(Executor):
             h.total = ev.total or h.total
         h._publish(ev)
 
-    async def _drive(self, slot: int, h: _Handle) -> None:
-        """Run one attempt of a job on a slot and turn what happened into its next state."""
-        run = asyncio.ensure_future(self.backend.run(slot, h.job, lambda ev: self._on_worker_event(h, ev)))
-        h.run_task = run
-        if h.stop_reason is not None:  # stopped between pick and start (shutdown)
-            self._request_stop(h, h.stop_reason)
+    async def _drive(self, slot: int, hs: list[_Handle]) -> None:
+        """Run one attempt of a job (or of a stack of them) on a slot and turn what happened
+        into each job's next state."""
+        by_id = {h.job_id: h for h in hs}
+
+        def emit(ev: JobEvent) -> None:
+            h = by_id.get(ev.job_id)
+            if h is not None:
+                self._on_worker_event(h, ev)
+
+        if len(hs) == 1:
+            run = asyncio.ensure_future(self._run_one(slot, hs[0], emit))
+        else:
+            run = asyncio.ensure_future(self.backend.run_batch(slot, [h.job for h in hs], emit))
+        for h in hs:
+            h.run_task = run
+        for h in hs:
+            if h.stop_reason is not None:  # stopped between pick and start (shutdown)
+                self._request_stop(h, h.stop_reason)
         await asyncio.wait({run}, timeout=self.config.job_timeout)
         if not run.done():
-            self._request_stop(h, "timeout")
+            for h in hs:
+                if not h._end.done():
+                    self._request_stop(h, "timeout")
             await asyncio.wait({run})
         lost: str | None = None
-        outcome: JobEvent | None = None
+        outcomes: dict[str, JobEvent] = {}
         try:
-            outcome = run.result()
+            outcomes = run.result()
         except WorkerLost as e:
             lost = str(e) or "the worker stopped"
         except asyncio.CancelledError:  # abandoned by the watchdog
             lost = "the worker stopped responding"
         except Exception as e:
-            log.exception("backend failed running job %s", h.job_id)
-            outcome = JobEvent("failed", h.job_id, error=f"internal error: {e}", reason="internal")
+            log.exception("backend failed running job(s) %s", list(by_id))
+            outcomes = {jid: JobEvent("failed", jid, error=f"internal error: {e}", reason="internal")
+                        for jid in by_id}
+        self._busy.pop(slot, None)
+        for h in hs:
+            if not h._end.done() and h.state == "running":
+                self._settle(h, outcomes.get(h.job_id), lost)
+        self._refresh_positions()
+        self._pump()
+
+    async def _run_one(self, slot: int, h: _Handle, emit: Callable[[JobEvent], None]) -> dict[str, JobEvent]:
+        return {h.job_id: await self.backend.run(slot, h.job, emit)}
+
+    def _settle(self, h: _Handle, outcome: JobEvent | None, lost: str | None) -> None:
+        """A running job's attempt is over: end it, or queue it again after a lost worker."""
         if h.watchdog is not None:
             h.watchdog.cancel()
             h.watchdog = None
-        self._busy.pop(slot, None)
         h.run_task = None
-
+        running = self._busy.get(h.slot) if h.slot is not None else None
+        if running is not None and h in running:
+            running.remove(h)
         if outcome is not None and outcome.kind == "done":
             final = outcome
         elif h.stop_reason == "user":
@@ -458,40 +548,43 @@ class Dispatcher(Executor):
                 h._state = "queued"
                 h.queue_note = "the worker running this job was lost; retrying"
                 self.scheduler.requeue_front(h.job_id)
-                self._refresh_positions()
-                self._pump()
                 return
             final = JobEvent("failed", h.job_id, step=h.step, total=h.total, reason="worker_lost",
                              error="the worker running your job stopped unexpectedly (worker lost)"
                              + ("; it was already retried once" if h.attempts > 1 else ""))
-        else:
-            assert outcome is not None
+        elif outcome is not None:
             final = outcome
+        else:
+            final = JobEvent("failed", h.job_id, step=h.step, total=h.total, reason="internal",
+                             error="internal error: the worker returned no result for this job")
         result = final.result
         if result is not None:
             self.scheduler.finish(h.job_id, seconds=result.seconds, steps=result.steps)
         else:  # a partial run still says how fast this size goes
             self.scheduler.finish(h.job_id, seconds=h.elapsed or None, steps=h.step or None)
         self._end(h, final)
-        self._refresh_positions()
-        self._pump()
 
     def _request_stop(self, h: _Handle, reason: str) -> None:
-        """Ask the worker to stop at its next step; kill it if it does not within kill_grace."""
+        """Ask the worker to stop this job at its next step; kill the worker if it does not
+        within kill_grace."""
         if h.stop_reason is None:
             h.stop_reason = reason
-        if h.slot is None or h.run_task is None or h.run_task.done():
+        if h.slot is None or h.run_task is None or h.run_task.done() or h._end.done():
             return
         try:
             self.backend.request_cancel(h.slot, h.job_id)
         except Exception:
             log.exception("cancel request for %s failed", h.job_id)
         if h.watchdog is None:
-            h.watchdog = self._spawn(self._watchdog(h.slot, h.run_task))
+            h.watchdog = self._spawn(self._watchdog(h, h.slot, h.run_task))
 
-    async def _watchdog(self, slot: int, run: asyncio.Task[Any]) -> None:
-        """Escalate: stop request, then kill, then give up on the worker's answer."""
-        done, _ = await asyncio.wait({run}, timeout=self.config.kill_grace)
+    async def _watchdog(self, h: _Handle, slot: int, run: asyncio.Task[Any]) -> None:
+        """Escalate: stop request, then kill, then give up on the worker's answer.
+
+        Waits for this job's own end, not the run's: in a stack the others rightly go on.
+        """
+        done, _ = await asyncio.wait({run, h._end}, timeout=self.config.kill_grace,
+                                     return_when=asyncio.FIRST_COMPLETED)
         if done:
             return
         log.warning("worker on slot %s ignored a stop request; killing it", slot)
@@ -499,7 +592,8 @@ class Dispatcher(Executor):
             await self.backend.kill(slot)
         except Exception:
             log.exception("killing the worker on slot %s failed", slot)
-        done, _ = await asyncio.wait({run}, timeout=self.config.kill_grace)
+        done, _ = await asyncio.wait({run, h._end}, timeout=self.config.kill_grace,
+                                     return_when=asyncio.FIRST_COMPLETED)
         if not done:  # the backend could not even tell us the worker died: end the job anyway
             log.error("worker on slot %s did not go away after a kill; abandoning its job", slot)
             run.cancel()

@@ -4,8 +4,9 @@ One process per visible GPU (pinned with CUDA_VISIBLE_DEVICES) or N on CPU with 
 split between them. Each loads the network once and then serves jobs over a pipe. A
 reader thread per worker turns pipe messages into event-loop callbacks, so the loop never
 blocks on a worker; the same thread notices when a worker dies (the pipe closes).
-Cancellation is a shared integer the worker polls every step: it names the run to stop,
-so a late cancel can never hit the next job.
+Cancellation is a small shared array the worker polls every step, one cell per job of
+the run in flight (a stack holds several): a cell names the job to stop by its sequence
+number, so a late cancel can never hit the next job.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _worker_main(conn: Connection, cancel: Any, gpu: int | None, settings: Worke
     # Ctrl-C in a terminal reaches the whole process group; the bot shuts workers down
     # in order, so a worker must not die of it first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from stylecore.executors.worker import run_job, warm, worker_identity
+    from stylecore.executors.worker import run_batch, run_job, warm, worker_identity
 
     try:
         device = warm(settings)
@@ -56,12 +57,21 @@ def _worker_main(conn: Connection, cancel: Any, gpu: int | None, settings: Worke
             return  # the bot went away
         if msg[0] == "stop":
             return
-        _, seq, job = msg
+        kind, seq, payload = msg
 
         def emit(ev: JobEvent, _seq: int = seq) -> None:
             conn.send(("event", _seq, ev))
 
-        terminal = run_job(job, emit, lambda _seq=seq: cancel.value == _seq, settings)
+        if kind == "run":
+            terminal: Any = run_job(payload, emit, lambda _seq=seq: cancel[0] == _seq, settings)
+        else:  # "batch": [(job_seq, job), ...]; job i is stopped by cancel[i] == its job_seq
+            cells = {job.job_id: (i, jseq) for i, (jseq, job) in enumerate(payload)}
+
+            def wants_stop(job_id: str, _cells: dict[str, tuple[int, int]] = cells) -> bool:
+                i, jseq = _cells[job_id]
+                return cancel[i] == jseq
+
+            terminal = run_batch([job for _, job in payload], emit, wants_stop, settings)
         conn.send(("end", seq, terminal))
 
 
@@ -89,6 +99,16 @@ def _start_with_env(proc: Any, env: dict[str, str]) -> None:
 
 
 @dataclass
+class _Run:
+    """The run in flight on a worker: one job, or a stack of them."""
+
+    seq: int
+    cells: dict[str, tuple[int, int]]  # job_id -> (cancel cell, the value that stops it)
+    emit: Callable[[JobEvent], None]
+    fut: asyncio.Future[Any]  # a terminal JobEvent ("run") or {job_id: terminal} ("batch")
+
+
+@dataclass
 class _Worker:
     slot: int
     proc: Any
@@ -96,8 +116,7 @@ class _Worker:
     cancel: Any
     pid: int | None = None
     ready: bool = False
-    # (seq, job_id, emit, future) of the run in flight
-    current: tuple[int, str, Callable[[JobEvent], None], asyncio.Future[JobEvent]] | None = None
+    current: _Run | None = None
     failures: int = 0
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -111,6 +130,8 @@ class LocalBackend(Backend):
             self.slots = config.workers or len(self._gpus)
         else:
             self.slots = config.workers or 1
+        # A stack pays on a GPU (it fills the card); on CPU the cores are busy with one job.
+        self.max_batch = config.max_batch or (4 if self._gpus else 1)
         threads = config.threads_per_worker
         if threads is None and not self._gpus:
             threads = max(1, (os.cpu_count() or 1) // self.slots)
@@ -160,7 +181,7 @@ class LocalBackend(Backend):
 
     async def _spawn(self, slot: int) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        cancel = self._ctx.Value("q", _NO_CANCEL, lock=False)
+        cancel = self._ctx.Array("q", [_NO_CANCEL] * self.max_batch, lock=False)
         gpu = self._gpus[slot % len(self._gpus)] if self._gpus else None
         proc = self._ctx.Process(
             target=_worker_main, args=(child, cancel, gpu, self._settings),
@@ -205,14 +226,14 @@ class LocalBackend(Backend):
         elif kind == "fatal":
             log.error("worker %s could not start: %s", w.pid, msg[1])
             w.info["fatal"] = msg[1]
-        elif kind in ("event", "end") and w.current is not None and w.current[0] == msg[1]:
-            _, _, emit, fut = w.current
+        elif kind in ("event", "end") and w.current is not None and w.current.seq == msg[1]:
+            run = w.current
             if kind == "event":
-                emit(msg[2])
+                run.emit(msg[2])
             else:
                 w.current = None
-                if not fut.done():
-                    fut.set_result(msg[2])
+                if not run.fut.done():
+                    run.fut.set_result(msg[2])
 
     def _on_exit(self, w: _Worker) -> None:
         was_ready = w.ready
@@ -221,7 +242,7 @@ class LocalBackend(Backend):
         if self._workers.get(w.slot) is w:
             self._on_lost(w.slot)
         if w.current is not None:
-            _, _, _, fut = w.current
+            fut = w.current.fut
             w.current = None
             if not fut.done():
                 code = w.proc.exitcode
@@ -271,30 +292,46 @@ class LocalBackend(Backend):
     # -- jobs -----------------------------------------------------------------------------
 
     async def run(self, slot: int, job: Job, emit: Callable[[JobEvent], None]) -> JobEvent:
+        seq = next(self._seq)
+        result: JobEvent = await self._send(slot, ("run", seq, job), seq, {job.job_id: (0, seq)}, emit)
+        return result
+
+    async def run_batch(self, slot: int, jobs: list[Job], emit: Callable[[JobEvent], None]) -> dict[str, JobEvent]:
+        if len(jobs) > self.max_batch:
+            raise ValueError(f"a stack of {len(jobs)} jobs is more than max_batch={self.max_batch}")
+        seq = next(self._seq)
+        payload = [(next(self._seq), job) for job in jobs]
+        cells = {job.job_id: (i, jseq) for i, (jseq, job) in enumerate(payload)}
+        result: dict[str, JobEvent] = await self._send(slot, ("batch", seq, payload), seq, cells, emit)
+        return result
+
+    async def _send(self, slot: int, msg: tuple[Any, ...], seq: int, cells: dict[str, tuple[int, int]],
+                    emit: Callable[[JobEvent], None]) -> Any:
         w = self._workers.get(slot)
         if w is None or not w.ready or w.current is not None:
             raise WorkerLost(f"no warm worker on slot {slot}")
         assert self._loop is not None
-        seq = next(self._seq)
-        fut: asyncio.Future[JobEvent] = self._loop.create_future()
-        w.current = (seq, job.job_id, emit, fut)
-        if job.job_id in self._cancel_wanted:
-            w.cancel.value = seq
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        w.current = _Run(seq, cells, emit, fut)
+        for job_id, (cell, value) in cells.items():
+            if job_id in self._cancel_wanted:
+                w.cancel[cell] = value
         try:
             # A job can be megabytes; sending off-loop keeps the loop free while the pipe drains.
-            await asyncio.to_thread(w.conn.send, ("run", seq, job))
+            await asyncio.to_thread(w.conn.send, msg)
         except (OSError, ValueError) as e:
             if not fut.done():
                 fut.set_exception(WorkerLost(f"could not send the job to worker {w.pid}: {e}"))
         try:
             return await fut
         finally:
-            self._cancel_wanted.discard(job.job_id)
+            self._cancel_wanted.difference_update(cells)
 
     def request_cancel(self, slot: int, job_id: str) -> None:
         w = self._workers.get(slot)
-        if w is not None and w.current is not None and w.current[1] == job_id:
-            w.cancel.value = w.current[0]
+        if w is not None and w.current is not None and job_id in w.current.cells:
+            cell, value = w.current.cells[job_id]
+            w.cancel[cell] = value
         else:
             self._cancel_wanted.add(job_id)  # not sent yet; run() applies it
 

@@ -13,6 +13,7 @@ import heapq
 import itertools
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stylecore.executors.base import QueueFull, UserLimitReached
@@ -194,6 +195,28 @@ class FairScheduler:
         entry = self._choose(self._users_view(), list(self._front))
         if entry is None:
             return None
+        self._start(entry)
+        return entry.job_id
+
+    def pick_more(self, match: Callable[[str], bool], limit: int, window: int) -> list[str]:
+        """After `pick`: up to `limit` more queued jobs to share the picked job's slot, now running.
+
+        Only jobs among the next `window` in fair start order are considered, and each must
+        satisfy `match` (the same batch key) and its user's running limit, so a job can move up
+        at most `window - 1` places and never past what round robin would give it anyway.
+        """
+        taken: list[str] = []
+        for job_id in self.order()[:window]:
+            if len(taken) >= limit:
+                break
+            entry = self._entries[job_id]
+            if self._users[entry.user_id].running >= self.max_per_user_running or not match(job_id):
+                continue
+            self._start(entry)
+            taken.append(job_id)
+        return taken
+
+    def _start(self, entry: _Entry) -> None:
         user = self._users[entry.user_id]
         user.queued.remove(entry)
         user.running += 1
@@ -202,7 +225,6 @@ class FairScheduler:
         if entry.job_id in self._front:
             self._front.remove(entry.job_id)
         self._running[entry.job_id] = entry
-        return entry.job_id
 
     def finish(self, job_id: str, *, seconds: float | None = None, steps: int | None = None) -> None:
         """A running job ended; a measured run (seconds for steps) feeds the time model."""

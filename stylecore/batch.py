@@ -1,0 +1,86 @@
+"""Several jobs of one size in one stack: the GPU throughput path.
+
+A single 256-512 px job leaves most of a large GPU idle (kernel launches and small
+convolutions); stacking jobs along the batch dimension fills it. Every job keeps what makes
+it its own run - options, steps, lr, strength, layer weights, init, seed, colours,
+callbacks, optimiser - and only the forward/backward through the network is shared, so a
+job's pixels do not depend on which other jobs it ran beside (see `tests/test_batch.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+from stylecore.engine import (
+    CancelFn,
+    ImageSource,
+    JobOutcome,
+    ProgressFn,
+    _Job,
+    _run_jobs,
+    output_size,
+    scale_sizes,
+)
+from stylecore.events import Cancelled, StyleResult
+from stylecore.network import VGGFeatures, get_model
+from stylecore.options import StyleOptions
+
+BatchKey = Hashable
+
+
+@dataclass
+class BatchItem:
+    """One job of a batch: its inputs, its own options and its own callbacks.
+
+    `on_finish` is called the moment this job ends (result or `Cancelled`), while the others
+    may still be running, so a worker can hand the result back without waiting for the batch.
+    """
+
+    content: ImageSource
+    style: ImageSource | Sequence[ImageSource]
+    options: StyleOptions = field(default_factory=StyleOptions)
+    on_progress: ProgressFn | None = None
+    should_cancel: CancelFn | None = None
+    on_finish: Callable[[JobOutcome], None] | None = None
+
+
+def batch_key(content_size: tuple[int, int], options: StyleOptions) -> BatchKey | None:
+    """What jobs must share to run in one stack; None for a job that never batches.
+
+    Same final size and scale sizes (so their images stack at every scale), same device,
+    fast flag and weights (one network, one precision). Everything else may differ per job.
+    L-BFGS evaluates its loss several times per step with a line search of its own, so it
+    cannot step in lockstep with others and always runs alone.
+    """
+    if options.optimizer != "adam":
+        return None
+    final = output_size(*content_size, options)
+    return (final, tuple(scale_sizes(final, options)), options.device, options.weights, options.fast)
+
+
+def stylize_batch(items: Sequence[BatchItem], *, model: VGGFeatures | None = None) -> list[StyleResult | Cancelled]:
+    """Run `items` together; one outcome per item, in order (a `Cancelled` carries its partial).
+
+    All items must have the same `batch_key` (a single item may be anything `stylize` takes).
+    Each job's result equals what `stylize` gives for it alone, up to the floating-point
+    effect of the batch size on the convolution kernels (last-bit differences in the floats;
+    the 8-bit images came out identical on this project's CPU CI). Errors such as
+    out-of-memory end the whole call; the caller decides what to re-run.
+    """
+    if not items:
+        return []
+    jobs = [_Job(it.content, it.style, it.options, it.on_progress, it.should_cancel) for it in items]
+    if len(jobs) > 1:
+        keys = {batch_key(j.content_img.size, j.opts) for j in jobs}
+        if None in keys or len(keys) != 1:
+            raise ValueError("jobs in one batch need the same batch_key (size, scales, device, weights, "
+                             "fast flag, and Adam); group them with stylecore.batch.batch_key first")
+        if len({j.plan for j in jobs}) != 1:
+            raise ValueError("jobs in one batch must resolve to the same device plan")
+    first = jobs[0]
+    model = model if model is not None else get_model(first.opts.weights, first.device)
+    return _run_jobs(jobs, model, [it.on_finish for it in items])
+
+
+__all__ = ["BatchItem", "BatchKey", "batch_key", "stylize_batch"]

@@ -1,0 +1,212 @@
+"""Batching in the executors: which queued jobs share a slot, how a worker runs a stack,
+and what memory fitting does, with the real engine at 32 px (CPU stands in for a GPU where
+the free memory is faked)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylecore.executors.worker as worker_mod
+from stylecore.executors import Job, JobEvent, make_executor
+from stylecore.executors.base import new_job_id
+from stylecore.executors.scheduler import FairScheduler
+from stylecore.executors.worker import WorkerSettings, run_batch, run_job
+from stylecore.memory import estimate_job_bytes
+from stylecore.options import StyleOptions
+
+PIXEL_TOL = 2  # of 255; why stacked and solo runs may differ at all: see tests/test_batch.py
+
+
+def _png(seed: int, w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+STYLE = _png(2, 32, 32)
+
+
+def make_job(user: str, steps: int = 4, content: bytes | None = None, **opts: object) -> Job:
+    options = StyleOptions(**{"size": 32, "steps": steps, "scales": 1, "device": "cpu", **opts})
+    return Job(content or _png(1, 40, 30), (STYLE,), options, user_id=user)
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
+def assert_same_png(a: bytes, b: bytes) -> None:
+    pa, pb = _pixels(a), _pixels(b)
+    assert pa.shape == pb.shape and np.abs(pa - pb).max() <= PIXEL_TOL
+
+
+# -- which jobs share a slot (pure scheduler) ---------------------------------------------
+
+
+def _sched(*jobs: tuple[str, str]) -> FairScheduler:
+    s = FairScheduler(slots=1, max_queue=20, max_per_user_queued=5)
+    for job_id, user in jobs:
+        s.add(job_id, user, 1024, 10)
+    return s
+
+
+def test_more_jobs_join_only_from_the_front_of_the_fair_order():
+    s = _sched(("a1", "ann"), ("a2", "ann"), ("b1", "bob"), ("c1", "cat"), ("d1", "dan"))
+    assert s.order() == ["a1", "b1", "c1", "d1", "a2"]
+    assert s.pick() == "a1"
+    # everything matches, but ann is at her running limit and the window is the next 2
+    assert s.pick_more(lambda j: True, limit=3, window=2) == ["b1", "c1"]
+    assert sorted(s.running_ids()) == ["a1", "b1", "c1"]
+    assert s.order() == ["d1", "a2"]
+
+
+def test_a_matching_job_too_far_back_does_not_jump_the_queue():
+    s = _sched(("a1", "ann"), ("b1", "bob"), ("c1", "cat"), ("d1", "dan"))
+    assert s.pick() == "a1"
+    assert s.pick_more(lambda j: j in ("b1", "d1"), limit=3, window=2) == ["b1"]  # d1 is third
+    assert s.pick_more(lambda j: False, limit=3, window=5) == []
+    assert s.order() == ["c1", "d1"]
+
+
+# -- a worker running a stack -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pair() -> list[Job]:
+    return [make_job("ann", steps=4, seed=1, init="noise"), make_job("bob", steps=6, lr=0.05, content=_png(5, 40, 30))]
+
+
+@pytest.fixture(scope="module")
+def solo(pair) -> dict[str, JobEvent]:
+    settings = WorkerSettings(device="cpu")
+    return {j.job_id: run_job(j, lambda ev: None, lambda: False, settings) for j in pair}
+
+
+def test_a_stack_gives_each_job_its_solo_result_and_its_own_events(pair, solo):
+    events: list[JobEvent] = []
+    ends = run_batch(pair, events.append, lambda jid: False, WorkerSettings(device="cpu"))
+    for job in pair:
+        mine = [e for e in events if e.job_id == job.job_id]
+        assert mine[0].kind == "started" and mine[0].batch_size == 2
+        assert [e.step for e in mine if e.kind == "progress"] == list(range(1, job.options.steps + 1))
+        assert mine[-1].terminal and mine[-1] is ends[job.job_id]
+        assert ends[job.job_id].kind == "done"
+        assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
+    # the shorter job ended (and said so) while the longer one was still running
+    first_end = next(i for i, e in enumerate(events) if e.terminal)
+    assert events[first_end].job_id == pair[0].job_id
+    assert any(e.kind == "progress" and e.job_id == pair[1].job_id for e in events[first_end:])
+
+
+def test_cancelling_one_job_of_a_stack_leaves_the_other_alone(pair, solo):
+    events: list[JobEvent] = []
+    victim, other = pair[1], pair[0]
+
+    def should_cancel(jid: str) -> bool:
+        return jid == victim.job_id and any(e.kind == "progress" and e.job_id == jid for e in events)
+
+    ends = run_batch(pair, events.append, should_cancel, WorkerSettings(device="cpu"))
+    assert ends[victim.job_id].kind == "cancelled" and ends[victim.job_id].step == 1
+    assert ends[other.job_id].kind == "done"
+    assert_same_png(ends[other.job_id].result.png, solo[other.job_id].result.png)
+
+
+def test_a_stack_that_runs_out_of_memory_reruns_each_job_alone(monkeypatch, pair, solo):
+    import torch
+
+    import stylecore.batch
+
+    def oom(items, **kw):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(stylecore.batch, "stylize_batch", oom)
+    events: list[JobEvent] = []
+    ends = run_batch(pair, events.append, lambda jid: False, WorkerSettings(device="cpu"))
+    for job in pair:
+        starts = [e for e in events if e.job_id == job.job_id and e.kind == "started"]
+        assert [s.batch_size for s in starts] == [2, None]
+        assert "retrying this job on its own" in starts[1].note
+        assert ends[job.job_id].kind == "done"
+        assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
+
+
+def _fits(options: StyleOptions, side: int, batch: int = 1) -> int:
+    """Free bytes in which a job of `side` px (4:3) just fits, as the worker will estimate it."""
+    dtype_bytes, channels_last = worker_mod._precision(options)
+    return estimate_job_bytes(side, side * 3 // 4, batch, dtype_bytes, channels_last)
+
+
+def test_a_job_too_large_for_the_free_memory_runs_smaller_and_says_so(monkeypatch):
+    job = make_job("ivy", steps=3)
+    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: _fits(job.options, 24))
+    events: list[JobEvent] = []
+    end = run_job(job, events.append, lambda: False, WorkerSettings(device="cpu"))
+    assert end.kind == "done", end.error
+    assert 16 <= max(end.result.width, end.result.height) <= 24
+    note = next(n for n in end.result.notes if "not enough GPU memory" in n)
+    assert note.startswith("ran at ") and note.endswith(" px instead of 32 px: not enough GPU memory")
+    assert events[0].kind == "started" and events[0].note == note  # the user hears it at the start
+    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: 2**20)
+    end = run_job(job, lambda ev: None, lambda: False, WorkerSettings(device="cpu"))
+    assert end.kind == "failed" and end.reason == "oom"
+
+
+def test_jobs_that_fit_only_one_at_a_time_run_one_after_another(monkeypatch, pair, solo):
+    free = _fits(pair[0].options, 32)  # one 32 px job fits, two together do not
+    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: free)
+    events: list[JobEvent] = []
+    ends = run_batch(pair, events.append, lambda jid: False, WorkerSettings(device="cpu"))
+    assert [e.batch_size for e in events if e.kind == "started"] == [None, None]
+    kinds = [(e.job_id, e.kind) for e in events if e.kind in ("started", "done")]
+    assert kinds == [(pair[0].job_id, "started"), (pair[0].job_id, "done"),
+                     (pair[1].job_id, "started"), (pair[1].job_id, "done")]
+    for job in pair:
+        assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
+
+
+# -- the pool ---------------------------------------------------------------------------
+
+
+async def _until(h, kind: str) -> JobEvent:
+    async for ev in h.events():
+        if ev.kind == kind:
+            return ev
+        assert not ev.terminal, f"{h.job_id} ended ({ev.kind}: {ev.error}) before a {kind} event"
+    raise AssertionError("no terminal event")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.timeout(240)
+async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker():
+    ex = make_executor("local", workers=1, device="cpu", threads_per_worker=1, max_batch=2,
+                       start_timeout=240.0, kill_grace=20.0)
+    await ex.start()
+    try:
+        assert ex.max_batch == 2
+        blocker = await ex.submit(make_job("blocker", steps=5000, content=_png(9, 48, 48)))
+        await _until(blocker, "progress")
+        a = await ex.submit(make_job("ann", steps=4, seed=1, init="noise"))
+        b = await ex.submit(make_job("bob", steps=6, lr=0.05, content=_png(5, 40, 30)))
+        other = await ex.submit(make_job("cat", steps=3, content=_png(6, 30, 30)))  # another size
+        await blocker.cancel()
+        await blocker.wait()
+        results = await asyncio.gather(a.result(), b.result(), other.result())
+        starts = {}
+        for h in (a, b, other):
+            starts[h.job_id] = [e async for e in h.events() if e.kind == "started"]
+        assert starts[a.job_id][0].batch_size == 2 and starts[b.job_id][0].batch_size == 2
+        assert starts[other.job_id][0].batch_size is None  # a stack of one: it ran alone
+        # each result equals the same job run alone on the same worker
+        for h, res in zip((a, b), results, strict=False):
+            again = await ex.submit(dataclasses.replace(h.job, job_id=new_job_id()))
+            alone = await again.result()
+            assert (res.width, res.height, res.steps) == (alone.width, alone.height, alone.steps)
+            assert_same_png(res.png, alone.png)
+    finally:
+        await ex.shutdown(grace=0)
