@@ -8,7 +8,7 @@ Needs ../shared/bench (seedref.py, judge.py) beside the repo, or --bench-dir. No
 it prints a markdown table and writes JSON; figures vary with the machine and its load,
 so only the ratios measured here, in one run, mean anything.
 
-  python benchmarks/engine_bench.py --max-size 256 --budgets 60,100,150,200,300
+  python benchmarks/engine_bench.py --max-size 256 --budgets 100,130,160,200,250,300
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--max-size", type=int, default=256, help="the notebook's Resize(N): short side")
     ap.add_argument("--seed-steps", type=int, default=2000)
     ap.add_argument("--throughput-steps", type=int, default=100)
-    ap.add_argument("--budgets", default="60,100,150,200,300", help="default-preset step budgets to try")
+    ap.add_argument("--budgets", default="100,130,160,200,250,300", help="default-preset step budgets to try")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "engine_bench.json")
     ap.add_argument("--skip-fp32", action="store_true", help="skip the plain-fp32 seed preset run")
     args = ap.parse_args()

@@ -115,7 +115,10 @@ def test_inputs_as_bytes_and_several_styles(vgg, content_img, style_img, png_byt
 
 def test_strength_zero_keeps_the_content(vgg, content_img, style_img):
     res = stylize(content_img, style_img, StyleOptions(steps=5, strength=0.0, **TINY), model=vgg)
-    assert res.stats.content_loss < 1.0  # only the content term was optimised, from the content
+    assert res.stats.style_loss == 0.0
+    # only the content term was optimised, starting at its optimum: the photo comes back
+    diff = (image_to_tensor(res.image) - image_to_tensor(content_img)).abs().max().item()
+    assert diff <= 0.15
 
 
 @pytest.mark.parametrize("mode", ["luminance", "histogram"])
@@ -127,14 +130,21 @@ def test_preserve_colors_keeps_the_content_palette(vgg, content_img, style_img, 
     assert (kept.mean((2, 3)) - content_mean).abs().sum() < (plain.mean((2, 3)) - content_mean).abs().sum()
 
 
-def test_lbfgs_ema_tv_and_style_init_run_and_learn(vgg, content_img, style_img):
-    for opts in (
-        StyleOptions(steps=6, optimizer="lbfgs", lr=1.0, **TINY),
-        StyleOptions(steps=6, ema=0.5, tv_weight=10.0, init="style", **TINY),
-    ):
-        events = []
-        stylize(content_img, style_img, opts, on_progress=events.append, model=vgg)
-        assert events[-1].loss < events[0].loss, opts.optimizer
+def test_lbfgs_keeps_making_progress(vgg, content_img, style_img):
+    # In the notebook's units (losses ~1e19) torch's L-BFGS stalled after a few steps: its curvature
+    # pairs were rejected and the line search collapsed to t=0. The engine rescales the problem.
+    losses = []
+    stylize(content_img, style_img, StyleOptions(steps=12, optimizer="lbfgs", lr=1.0, **TINY),
+            on_progress=lambda e: losses.append(e.loss), model=vgg)
+    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < losses[-4]  # still moving at the end, not stuck on a plateau
+
+
+def test_ema_tv_and_style_init_run_and_learn(vgg, content_img, style_img):
+    events = []
+    opts = StyleOptions(steps=6, ema=0.5, tv_weight=10.0, init="style", **TINY)
+    stylize(content_img, style_img, opts, on_progress=events.append, model=vgg)
+    assert events[-1].loss < events[0].loss
 
 
 def test_output_size_and_scales():
