@@ -62,6 +62,10 @@ def main() -> None:
     ap.add_argument("--budgets", default="100,130,160,200,250,300", help="default-preset step budgets to try")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "engine_bench.json")
     ap.add_argument("--skip-fp32", action="store_true", help="skip the plain-fp32 seed preset run")
+    ap.add_argument("--reuse-seedref", type=Path,
+                    help="folder of an earlier run's seedref.png/seedref.json (same machine, images, size) "
+                         "instead of 40 more minutes of seedref; the output says so")
+    ap.add_argument("--skip-a", action="store_true", help="only (b)")
     args = ap.parse_args()
     seedref, judge = _import_bench(args.bench_dir)
     from stylecore import StyleOptions, preset, stylize
@@ -77,8 +81,14 @@ def main() -> None:
           f"{w}x{h} px, cpu bf16 units: {cpu_has_fast_bf16()}", flush=True)
 
     # seedref, 2000 steps: the quality target and both time baselines
-    ref_out = tmp / "seedref.png"
-    t_ref = run_seedref(args.bench_dir, args.content, args.style, args.seed_steps, args.max_size, ref_out)
+    if args.reuse_seedref:
+        ref_out = args.reuse_seedref / "seedref.png"
+        log = json.loads((args.reuse_seedref / "seedref.json").read_text())["log"]
+        t_ref = {row["step"]: row["seconds"] for row in log}
+        print(f"seedref: REUSED from {args.reuse_seedref} (an earlier run on this machine)", flush=True)
+    else:
+        ref_out = tmp / "seedref.png"
+        t_ref = run_seedref(args.bench_dir, args.content, args.style, args.seed_steps, args.max_size, ref_out)
     ref_score = judge.score(args.content, args.style, str(ref_out), args.max_size, vgg=vgg_judge)
     ref_total = t_ref[args.seed_steps]
     n = args.throughput_steps
@@ -88,7 +98,7 @@ def main() -> None:
 
     # (a) seed preset, same pixels, same steps
     rows_a = []
-    for fast in ([True] if args.skip_fp32 else [True, False]):
+    for fast in [] if args.skip_a else ([True] if args.skip_fp32 else [True, False]):
         times: dict[int, float] = {}
         opts = preset("seed", size=min(w, h), steps=n, device="cpu", fast=fast)
         stylize(content_img, style_img, opts, on_progress=lambda e, t=times: t.__setitem__(e.step, e.elapsed))

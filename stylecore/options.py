@@ -35,17 +35,18 @@ class StyleOptions:
     meant there.
 
     The defaults were picked by measurement (docs/benchmarks.md): Adam at lr 0.02 in [0,1]
-    units (about 30x the notebook's step) reaches the notebook's 2000-step loss in ~130-200
+    units (about 30x the notebook's step) reaches the notebook's 2000-step loss in ~100-200
     steps. In these units the notebook's alpha=1 makes the content term ~1e-12 of the total,
     so there only the tiny lr kept the photo recognisable; with a large lr the content has
-    to be held by its weight, hence alpha=3e11. The style image is stretched to the output's
+    to be held by its weight: at alpha=3e11 the judge's content score ended just above the
+    notebook's, at 1e12 well below it. The style image is stretched to the output's
     shape as in the notebook (`style_fit="area"` keeps its aspect instead).
     """
 
     size: int = 512
     size_side: SizeSide = "long"
     steps: int = 200
-    content_weight: float = 3e11
+    content_weight: float = 1e12
     style_weight: float = 1e9
     style_layer_weights: tuple[float, ...] = SEED_STYLE_WEIGHTS
     tv_weight: float = 0.0
