@@ -23,7 +23,7 @@ from stylecore.events import Cancelled, ProgressEvent, RunStats, StyleResult
 from stylecore.imageio import image_to_tensor, load_image, resize_to, tensor_to_image
 from stylecore.losses import content_loss, gram, rescale_gram, style_loss, tv_loss
 from stylecore.network import VGGFeatures, get_model
-from stylecore.options import CONTENT_LAYER, STYLE_LAYERS, StyleOptions
+from stylecore.options import CONTENT_LAYER, STYLE_LAYERS, StyleOptions, resized
 from stylecore.timelapse import TimelapseRecorder
 
 ImageSource = Image.Image | bytes | str | os.PathLike[str]
@@ -43,9 +43,7 @@ def _as_image(src: ImageSource) -> Image.Image:
 
 def output_size(width: int, height: int, opts: StyleOptions) -> tuple[int, int]:
     """(w, h) with the chosen side at `opts.size`, aspect kept."""
-    ref = max(width, height) if opts.size_side == "long" else min(width, height)
-    k = opts.size / ref
-    return max(1, round(width * k)), max(1, round(height * k))
+    return resized(width, height, opts.size, opts.size_side)
 
 
 def scale_sizes(final: tuple[int, int], opts: StyleOptions) -> list[tuple[int, int]]:

@@ -138,6 +138,17 @@ class StyleOptions:
         return cls(**kw).validate()
 
 
+def resized(width: int, height: int, size: int, side: str = "long") -> tuple[int, int]:
+    """(w, h) with the `side` ("long" or "short") at `size`, aspect kept, up or down.
+
+    The one sizing rule: the engine resizes by it and the scheduler estimates times by it, so
+    here it needs nothing heavier than arithmetic.
+    """
+    ref = max(width, height) if side == "long" else min(width, height)
+    k = size / ref
+    return max(1, round(width * k)), max(1, round(height * k))
+
+
 _PRESETS: dict[str, dict[str, Any]] = {
     # The notebook, exactly: short side 400, Adam lr 0.003 in ImageNet-normalised units,
     # 2000 single-scale steps from the content image, no clamping during the run.

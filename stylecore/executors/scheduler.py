@@ -17,19 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stylecore.executors.base import QueueFull, UserLimitReached
+from stylecore.options import resized
 
 
 def output_pixels(width: int, height: int, size: int, side: str = "long") -> int:
-    """Pixels of the final image the engine will make from a `width`×`height` input.
-
-    Mirrors the engine's resize rule (the long or short side becomes `size`, never upscaled
-    past it) closely enough for time estimates; it is not used to resize anything.
-    """
+    """Pixels of the final image the engine will make from a `width`×`height` input (the
+    engine's own rule); an unknown input size counts as a square."""
     if width <= 0 or height <= 0:
         return size * size
-    ref = max(width, height) if side == "long" else min(width, height)
-    scale = size / ref
-    return max(1, round(width * scale)) * max(1, round(height * scale))
+    w, h = resized(width, height, size, side)
+    return w * h
 
 
 class StepTimeModel:
