@@ -72,6 +72,7 @@ class BotConfig:
     token_lifetime: float = 14 * 60.0
     max_input_bytes: int = 20 * 1024 * 1024
     max_input_pixels: int = 40_000_000
+    memory_limit: int | None = None  # bytes a worker's job may use; larger jobs run smaller and say so
     guild_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -83,6 +84,8 @@ class BotConfig:
         cfg: dict[str, Any] = {"workers": self.workers, "max_queue": self.queue_size}
         if self.device != "auto":
             cfg["device"] = self.device
+        if self.memory_limit is not None:
+            cfg["memory_limit"] = self.memory_limit
         if self.executor == "ray" and self.ray_address:
             cfg["ray_address"] = self.ray_address
         return cfg
@@ -162,6 +165,7 @@ class BotConfig:
             shutdown_grace=num("STYLEBOT_SHUTDOWN_GRACE", float, 60.0, minimum=0),
             edit_interval=num("STYLEBOT_EDIT_INTERVAL", float, 3.0, minimum=0.05),
             max_input_bytes=int(num("STYLEBOT_MAX_INPUT_MB", float, 20.0, minimum=0.01) * 1024 * 1024),
+            memory_limit=_gib(num("STYLEBOT_MEMORY_LIMIT_GB", float, None, minimum=0.01)),
             guild_defaults=defaults,
         )
 
@@ -169,3 +173,7 @@ class BotConfig:
         if not self.token:
             raise ConfigError("DISCORD_TOKEN is not set (put it in the environment or in .env)")
         return self.token.reveal()
+
+
+def _gib(value: float | None) -> int | None:
+    return None if value is None else int(value * 2**30)

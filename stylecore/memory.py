@@ -163,11 +163,13 @@ def max_side_for(free_bytes: int, aspect: float = 1.0, batch: int = 1, dtype_byt
 
 
 def fit_options(options: StyleOptions, content_size: tuple[int, int], free_bytes: int, *, batch: int = 1,
-                dtype_bytes: int = 2, channels_last: bool = True) -> tuple[StyleOptions, str | None]:
+                dtype_bytes: int = 2, channels_last: bool = True,
+                memory: str = "GPU memory") -> tuple[StyleOptions, str | None]:
     """`options` unchanged when the job fits in `free_bytes`, else shrunk to fit with a note.
 
-    Returns the options to run with and the note for the user (None when nothing changed).
-    Raises MemoryError when not even the smallest size fits.
+    Returns the options to run with and the note for the user (None when nothing changed),
+    which names the `memory` that ran short. Raises MemoryError when not even the smallest
+    size fits.
     """
     from stylecore.engine import output_size
 
@@ -181,8 +183,8 @@ def fit_options(options: StyleOptions, content_size: tuple[int, int], free_bytes
     # options.size names the long or the short side; scale it by what the long side may be.
     size = math.floor(options.size * side / long_side)
     if side == 0 or size < 16:
-        raise MemoryError(f"not enough GPU memory for even a 16 px job ({free_bytes / 2**30:.1f} GiB free)")
-    return options.replace(size=size), f"ran at {size} px instead of {options.size} px: not enough GPU memory"
+        raise MemoryError(f"not enough {memory} for even a 16 px job ({free_bytes / 2**30:.1f} GiB free)")
+    return options.replace(size=size), f"ran at {size} px instead of {options.size} px: not enough {memory}"
 
 
 __all__ = [

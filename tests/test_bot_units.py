@@ -85,6 +85,15 @@ def test_config_dotenv_and_errors(tmp_path) -> None:
         BotConfig.from_env({"STYLEBOT_MAX_SIZE": "5"}, dotenv_path=None)
     with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
         BotConfig.from_env({}, dotenv_path=None).require_token()
+    with pytest.raises(ConfigError, match="STYLEBOT_MEMORY_LIMIT_GB"):
+        BotConfig.from_env({"STYLEBOT_MEMORY_LIMIT_GB": "0"}, dotenv_path=None)
+
+
+def test_memory_limit_reaches_the_executor_in_bytes() -> None:
+    cfg = BotConfig.from_env({"STYLEBOT_MEMORY_LIMIT_GB": "1.5"}, dotenv_path=None)
+    assert cfg.memory_limit == 3 * 2**29
+    assert cfg.executor_config()["memory_limit"] == 3 * 2**29
+    assert "memory_limit" not in BotConfig.from_env({}, dotenv_path=None).executor_config()
 
 
 # -- rendering and errors -------------------------------------------------------------------

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from stylecore.executors import Job, JobEvent
-from stylecore.executors.worker import WorkerSettings, is_oom, run_job
+from stylecore.executors import worker as worker_mod
+from stylecore.executors.worker import WorkerSettings, is_oom, memory_budget, run_job
 from stylecore.options import StyleOptions
 
 
@@ -61,6 +62,32 @@ def test_out_of_memory_twice_fails_as_oom(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(stylecore, "stylize", always)
     end = run_job(make_job("ivy"), lambda ev: None, lambda: False, WorkerSettings(device="cpu"))
     assert end.kind == "failed" and end.reason == "oom" and "out of memory" in end.error
+
+
+def test_memory_budget_is_the_free_gpu_memory_capped_by_the_operators_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert memory_budget("cpu", WorkerSettings()) is None  # CPU: nobody counts unless told
+    assert memory_budget("cpu", WorkerSettings(memory_limit=5 * 2**30)) == 5 * 2**30
+    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: 8 * 2**30)  # as on a card
+    assert memory_budget("cuda", WorkerSettings()) == 8 * 2**30
+    assert memory_budget("cuda", WorkerSettings(memory_limit=5 * 2**30)) == 5 * 2**30
+    assert memory_budget("cuda", WorkerSettings(memory_limit=9 * 2**30)) == 8 * 2**30
+
+
+def test_a_cpu_job_over_the_memory_limit_runs_smaller_or_fails_clearly() -> None:
+    from stylecore.memory import estimate_job_bytes
+
+    limit = estimate_job_bytes(24, 18, dtype_bytes=4, channels_last=False)
+    events: list[JobEvent] = []
+    end = run_job(make_job("ivy", steps=2), events.append, lambda: False,
+                  WorkerSettings(device="cpu", memory_limit=limit))
+    assert end.kind == "done", end.error
+    assert 16 <= max(end.result.width, end.result.height) < 32
+    start = next(e for e in events if e.kind == "started")
+    assert start.note is not None and start.note.endswith("instead of 32 px: not enough memory")
+    assert start.note in end.result.notes
+    tiny = run_job(make_job("ivy", steps=2), events.append, lambda: False,
+                   WorkerSettings(device="cpu", memory_limit=2**20))
+    assert tiny.kind == "failed" and tiny.reason == "oom" and "not enough memory for even a 16 px job" in tiny.error
 
 
 def test_is_oom_recognises_cpu_and_cuda_failures() -> None:

@@ -57,8 +57,12 @@ class ExecutorConfig:
     start_timeout: float = 300.0  # for workers to load the network
     lost_retries: int | None = None  # re-runs after a worker dies mid-job (None: local 0, ray 1)
     oom_retry_scale: float = 0.7
+    # Bytes one worker's jobs may use at once (device memory on CUDA, RAM on CPU); a job whose
+    # estimate is larger runs at the largest size that fits and says so. On CUDA the card's free
+    # memory caps it too. None: no cap on CPU, the free memory on CUDA.
+    memory_limit: int | None = None
     # Jobs one worker runs in one stack (same size and scales; see stylecore.batch.batch_key).
-    # None: 4 per GPU worker, 1 on CPU, where a stack saves nothing. Ray actors run one job.
+    # None: 4 per GPU worker (or Ray actor), 1 on CPU, where a stack saves nothing.
     max_batch: int | None = None
     # How far down the fair order a job may be to join the next job's stack (None: max_batch),
     # so batching never lets a job overtake more than this many others.
@@ -82,6 +86,8 @@ class ExecutorConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.job_timeout is not None and self.job_timeout <= 0:
             raise ValueError("job_timeout must be positive (or None for no limit)")
+        if self.memory_limit is not None and self.memory_limit <= 0:
+            raise ValueError("memory_limit must be positive bytes (or None for no limit)")
         if not 0.1 <= self.oom_retry_scale < 1:
             raise ValueError("oom_retry_scale must be in [0.1, 1)")
         for name in ("max_batch", "batch_window"):
@@ -294,7 +300,10 @@ class Dispatcher(Executor):
         self._started = True
         self._closed = asyncio.Event()
         await self.backend.start(self._on_ready, self._on_lost)
-        self.scheduler.slots = self.backend.slots  # Ray counts its GPUs only when started
+        # Ray counts its GPUs, and learns whether its actors run on them, only when started.
+        self.scheduler.slots = self.backend.slots
+        self.max_batch = max(1, self.backend.max_batch)
+        self.batch_window = self.config.batch_window or self.max_batch
 
     async def shutdown(self, grace: float = 30.0) -> list[Job]:
         """See Executor.shutdown. Calling it again while a shutdown is under way shortens

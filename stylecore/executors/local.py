@@ -141,6 +141,7 @@ class LocalBackend(Backend):
             oom_retry_scale=config.oom_retry_scale,
             progress_interval=config.progress_interval,
             threads=threads,
+            memory_limit=config.memory_limit,
         )
         self._workers: dict[int, _Worker] = {}
         self._seq = itertools.count(1)

@@ -4,7 +4,8 @@ Everything here executes in the worker (a spawned process or a Ray actor), never
 bot's event loop. It turns a `Job` (bytes + options), or a stack of jobs of one size, into
 a stream of `JobEvent`s and one terminal event per job, doing the expensive encodings
 (previews, the PNG) where the pixels already are so that only small byte strings cross
-the process boundary. On CUDA it also sizes each job to the free GPU memory first.
+the process boundary. It also sizes each job to its memory budget first (the free GPU
+memory, capped by the operator's `memory_limit`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from stylecore.options import StyleOptions
 if TYPE_CHECKING:
     from PIL import Image
 
+    from stylecore.devices import DevicePlan
     from stylecore.events import ProgressEvent, StyleResult
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class WorkerSettings:
     oom_retry_scale: float = 0.7  # long side multiplier for the one retry after OOM
     progress_interval: float = 0.0  # seconds between progress events (0 = every step)
     threads: int | None = None  # torch intra-op threads (CPU pools split the cores)
+    memory_limit: int | None = None  # bytes this worker's jobs may use (RAM on CPU); see ExecutorConfig
 
 
 def resolve_device(device: str | None) -> str:
@@ -100,26 +103,46 @@ def device_free_bytes(device: str) -> int | None:
     return int(free + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev))
 
 
-def _precision(options: StyleOptions) -> tuple[int, bool]:
-    """(activation bytes, channels_last) of the plan the engine will choose for these options."""
+def memory_budget(device: str, settings: WorkerSettings) -> int | None:
+    """What a job on `device` may use: the free device memory, capped by the operator's limit.
+
+    On CPU only the limit counts: the OS pages rather than fails, so the cap is what keeps one
+    huge job from swapping the machine to a halt.
+    """
+    free = device_free_bytes(device)
+    limit = settings.memory_limit
+    return limit if free is None else free if limit is None else min(free, limit)
+
+
+def _plan(options: StyleOptions) -> DevicePlan:
+    """The device plan the engine will choose for these options."""
     import torch
 
     from stylecore.devices import plan_for
 
-    plan = plan_for(torch.device(resolve_device(options.device)), options.fast)
+    return plan_for(torch.device(resolve_device(options.device)), options.fast)
+
+
+def _precision(options: StyleOptions) -> tuple[int, bool]:
+    """(activation bytes, channels_last) of the plan the engine will choose for these options."""
+    plan = _plan(options)
     return (2 if plan.autocast_dtype is not None else 4), plan.channels_last
+
+
+def _memory_name(options: StyleOptions) -> str:
+    return "GPU memory" if _plan(options).device.type == "cuda" else "memory"
 
 
 def _fit(options: StyleOptions, content_size: tuple[int, int], free: int | None,
          batch: int = 1) -> tuple[StyleOptions, str | None]:
-    """Options that fit the device's free memory, and the note saying what changed (or None)."""
+    """Options that fit the memory budget, and the note saying what changed (or None)."""
     if free is None:
         return options, None
     from stylecore.memory import fit_options
 
     dtype_bytes, channels_last = _precision(options)
     return fit_options(options, content_size, free, batch=batch, dtype_bytes=dtype_bytes,
-                       channels_last=channels_last)
+                       channels_last=channels_last, memory=_memory_name(options))
 
 
 class _Reporter:
@@ -233,7 +256,7 @@ def run_job(
     batch says why it starts again).
     """
     settings = settings or WorkerSettings()
-    prepared = _prepare(job, emit, settings, device_free_bytes(_job_device(job, settings)))
+    prepared = _prepare(job, emit, settings, memory_budget(_job_device(job, settings), settings))
     if isinstance(prepared, JobEvent):
         return prepared
     return _run_prepared(prepared, emit, should_cancel, settings, note)
@@ -308,7 +331,7 @@ def run_batch(
             terminals[ev.job_id] = ev
             emit(ev)
 
-    free = device_free_bytes(_job_device(jobs[0], settings)) if jobs else None
+    free = memory_budget(_job_device(jobs[0], settings), settings) if jobs else None
     groups: dict[object, list[_Prepared]] = {}
     for job in jobs:
         p = _prepare(job, emit, settings, free)
