@@ -65,8 +65,17 @@ class LiveJob:
     target: MessageTarget
     last: JobEvent | None = None
     cancelled_by: int | None = None
-    note: str | None = None
+    note: str | None = None  # shown while queued (e.g. "resumed after a restart")
+    run_note: str | None = None  # the worker's word on this attempt (ran smaller, retried...)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+def _user_note(note: str | None) -> str | None:
+    """A worker's note as one line for the job's message, first letter up (it may be None)."""
+    if not note:
+        return None
+    line = " ".join(note.split())
+    return line[:1].upper() + line[1:]
 
 
 def fit_result(png: bytes, width: int, height: int, limit: int) -> EncodedImage:
@@ -213,6 +222,7 @@ class JobService:
     async def _on_event(self, live: LiveJob, ev: JobEvent) -> None:
         rec, opts = live.record, live.record.options
         if ev.kind == "queued":
+            live.note = _user_note(ev.note) or live.note  # e.g. "the worker ... was lost; retrying"
             live.editor.show(
                 Frame(
                     render.queued_text(rec.job_id, opts, ev.position, ev.eta, note=live.note),
@@ -222,14 +232,16 @@ class JobService:
             )
         elif ev.kind == "started":
             rec.state, rec.started_at = "running", time.time()
+            live.run_note = _user_note(ev.note)
             await self.db.update_job(rec.job_id, state="running", started_at=rec.started_at)
-            live.editor.show(Frame(render.starting_text(rec.job_id, opts), "cancel", progress_view(rec.job_id)))
+            text = render.starting_text(rec.job_id, opts, note=live.run_note)
+            live.editor.show(Frame(text, "cancel", progress_view(rec.job_id)))
         elif ev.kind == "preview" and ev.preview:
             live.editor.preview(ev.preview)
         elif ev.kind == "progress" and ev.step is not None and ev.total:
             if self.metrics is not None:
                 self.metrics.step(rec.job_id, ev.step, ev.elapsed)
-            text = render.running_text(rec.job_id, opts, ev.step, ev.total, ev.eta, ev.loss)
+            text = render.running_text(rec.job_id, opts, ev.step, ev.total, ev.eta, ev.loss, note=live.run_note)
             live.editor.show(Frame(text, "cancel", progress_view(rec.job_id)))
 
     async def _finish(self, live: LiveJob, ev: JobEvent) -> None:
@@ -242,11 +254,11 @@ class JobService:
             except ImageError as exc:
                 ev = JobEvent("failed", rec.job_id, error=exc.user_message, reason="internal")
             else:
-                note = (
-                    None
-                    if encoded.fmt == "png"
-                    else (f"-# Sent as {encoded.fmt.upper()} to fit the upload limit ({rec.filesize_limit // 1024} KB)")
-                )
+                notes = [n for n in map(_user_note, res.notes) if n]
+                if encoded.fmt != "png":
+                    notes.append(f"Sent as {encoded.fmt.upper()} to fit the upload limit "
+                                 f"({rec.filesize_limit // 1024} KB)")
+                note = "\n".join(f"-# {n}" for n in dict.fromkeys(notes)) or None
                 text = render.done_text(
                     rec.job_id,
                     rec.options,

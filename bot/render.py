@@ -55,12 +55,23 @@ def queued_text(
     return f"{head}⏳ **Queued** — {where}{eta_part}\n{_footer(job_id, options)}"
 
 
-def starting_text(job_id: str, options: Mapping[str, Any]) -> str:
-    return f"🎨 **Starting…**\n{_footer(job_id, options)}"
+def _note_line(note: str | None) -> str:
+    return f"-# ⚠️ {note}\n" if note else ""
+
+
+def starting_text(job_id: str, options: Mapping[str, Any], *, note: str | None = None) -> str:
+    return f"🎨 **Starting…**\n{_note_line(note)}{_footer(job_id, options)}"
 
 
 def running_text(
-    job_id: str, options: Mapping[str, Any], step: int, total: int, eta: float | None, loss: float | None
+    job_id: str,
+    options: Mapping[str, Any],
+    step: int,
+    total: int,
+    eta: float | None,
+    loss: float | None,
+    *,
+    note: str | None = None,
 ) -> str:
     pct = int(100 * step / total) if total else 0
     bar_len = 12
@@ -71,7 +82,7 @@ def running_text(
         bits.append(f"ETA {fmt_duration(eta)}")
     if loss is not None:
         bits.append(f"loss {loss:.3g}")
-    return f"🎨 **Stylizing** `{bar}` " + " · ".join(bits) + f"\n{_footer(job_id, options)}"
+    return f"🎨 **Stylizing** `{bar}` " + " · ".join(bits) + f"\n{_note_line(note)}{_footer(job_id, options)}"
 
 
 def done_text(

@@ -19,6 +19,8 @@ pytest.register_assert_rewrite("bot_fixtures")
 
 from bot_fixtures import BotEnv, assert_throttled, image_of, job_id_of  # noqa: E402
 
+from stylecore.memory import estimate_job_bytes  # noqa: E402
+
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -265,3 +267,19 @@ async def test_worker_killed_mid_job_tells_the_user_and_the_bot_carries_on(bot_e
     assert "no jobs" in await bot_env.wait_ephemeral(await fd.slash_command("queue", user=fd.member))
     nxt = await bot_env.stylize(steps=2)
     assert (await bot_env.wait_done(nxt, timeout=180)).attachments
+
+
+async def test_a_job_over_the_memory_limit_runs_smaller_and_the_messages_say_so(bot_env: BotEnv) -> None:
+    # A limit that holds a 32 px job but not the 48 px default (CPU runs in fp32, NCHW).
+    limit = estimate_job_bytes(32, 24, dtype_bytes=4, channels_last=False)
+    assert estimate_job_bytes(48, 36, dtype_bytes=4, channels_last=False) > limit
+    await bot_env.start_bot(own_executor=True, memory_limit=limit)
+    inter = await bot_env.stylize(steps=3)
+    done = await bot_env.wait_done(inter, timeout=180)
+    w, h = image_of(done.attachments[0].data).size
+    assert max(w, h) < 48 and (w, h) != (0, 0)
+    note = "instead of 48 px: not enough memory"
+    assert note in done.content and "Ran at " in done.content
+    # ...and it was said while the job ran, not only at the end.
+    during = [(r.json or {}).get("content", "") for r in bot_env.edits_of(done.id)]
+    assert any(("Stylizing" in c or "Starting" in c) and note in c for c in during), during
