@@ -30,7 +30,7 @@ from bot.guild_settings import GuildSettings
 from bot.jobs import JobRequest, interaction_target
 from bot.progress import ChannelTarget
 from stylecore.imageio import load_image
-from stylecore.options import StyleOptions
+from stylecore.options import StyleOptions, report_every_for
 
 if TYPE_CHECKING:
     from bot.bot import StyleBot
@@ -75,6 +75,7 @@ class Intake:
             preserve_colors=preserve_colors or "none",  # type: ignore[arg-type]
             seed=random.randrange(2**31) if seed is None else seed,
             preview_every=preview_every,
+            report_every=report_every_for(steps),
         ).validate()
 
     async def _read(self, attachment: discord.Attachment) -> bytes:

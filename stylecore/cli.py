@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from stylecore.engine import stylize
 from stylecore.events import Cancelled, ProgressEvent
 from stylecore.imageio import ImageError, encode_image
-from stylecore.options import PRESET_NAMES, OptionsError, StyleOptions, preset
+from stylecore.options import PRESET_NAMES, OptionsError, StyleOptions, preset, report_every_for
 from stylecore.weights import WeightsError
 
 _FLAGS: dict[str, str] = {
@@ -108,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(ev.step - bar.n)
             bar.set_postfix(scale=f"{ev.scale}/{ev.scales}", loss=f"{ev.loss:.4g}")
 
+    opts = opts.replace(report_every=max(opts.report_every, report_every_for(opts.steps)))
     try:
         result = stylize(args.content, args.style if len(args.style) > 1 else args.style[0], opts,
-                         on_progress=on_progress)
+                         on_progress=on_progress if bar is not None else None)
     except ImageError as exc:
         print(f"stylize: {exc.user_message} ({exc})", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from stylecore import Cancelled, OptionsError, StyleOptions, preset, stylize
 from stylecore.engine import output_size, scale_sizes, split_steps
 from stylecore.imageio import image_to_tensor
 from stylecore.losses import gram
+from stylecore.options import report_every_for
 
 TINY = dict(size=64, scales=1, device="cpu")
 
@@ -53,6 +54,15 @@ def test_progress_events_arrive_in_order_with_previews(vgg, content_img, style_i
     assert all(max(e.preview.size) == 32 for e in events if e.preview is not None)
     assert all(b.elapsed >= a.elapsed for a, b in itertools.pairwise(events))
     assert events[-1].eta == pytest.approx(0.0, abs=1e-9) and events[0].eta > 0
+
+
+def test_sparse_reports_come_every_nth_step_and_at_the_end(vgg, content_img, style_img):
+    assert (report_every_for(2000), report_every_for(150), report_every_for(6)) == (20, 1, 1)
+    events = []
+    opts = StyleOptions(steps=11, report_every=report_every_for(11, events=3), preview_every=4, **TINY)
+    stylize(content_img, style_img, opts, on_progress=events.append, model=vgg)
+    # every 3rd step, each due preview, and the last step: the loss is read back only then
+    assert [e.step for e in events] == [3, 4, 6, 8, 9, 11]
 
 
 def test_cancel_stops_within_one_step(vgg, content_img, style_img):
