@@ -1,12 +1,13 @@
-"""Batching in the executors: which queued jobs share a slot, how a worker runs a stack,
-and what memory fitting does, with the real engine at 32 px (CPU stands in for a GPU where
-the free memory is faked)."""
+"""Batching in the executors: which queued jobs share a slot, how a worker runs a stack
+(in a pool process or a Ray actor), and what memory fitting does, with the real engine at
+32 px (CPU stands in for a GPU where the free memory is faked)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 import stylecore.executors.worker as worker_mod
 from stylecore.executors import Job, JobEvent, make_executor
 from stylecore.executors.base import new_job_id
+from stylecore.executors.dispatcher import Dispatcher
 from stylecore.executors.scheduler import FairScheduler
 from stylecore.executors.worker import WorkerSettings, run_batch, run_job
 from stylecore.memory import estimate_job_bytes
@@ -149,8 +151,8 @@ def test_a_job_too_large_for_the_free_memory_runs_smaller_and_says_so(monkeypatc
     end = run_job(job, events.append, lambda: False, WorkerSettings(device="cpu"))
     assert end.kind == "done", end.error
     assert 16 <= max(end.result.width, end.result.height) <= 24
-    note = next(n for n in end.result.notes if "not enough GPU memory" in n)
-    assert note.startswith("ran at ") and note.endswith(" px instead of 32 px: not enough GPU memory")
+    note = next(n for n in end.result.notes if "not enough memory" in n)  # (on CUDA: "GPU memory")
+    assert note.startswith("ran at ") and note.endswith(" px instead of 32 px: not enough memory")
     assert events[0].kind == "started" and events[0].note == note  # the user hears it at the start
     monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: 2**20)
     end = run_job(job, lambda ev: None, lambda: False, WorkerSettings(device="cpu"))
@@ -170,6 +172,23 @@ def test_jobs_that_fit_only_one_at_a_time_run_one_after_another(monkeypatch, pai
         assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
 
 
+def test_a_ray_actor_stream_ends_every_job_even_when_the_worker_code_raises():
+    from stylecore.executors.ray_backend import StyleActor
+
+    actor = StyleActor.__new__(StyleActor)  # no Ray and no network: only the streaming part
+
+    def work(emit):
+        emit(JobEvent("started", "a", step=0, total=4))
+        emit(JobEvent("cancelled", "a", step=0))
+        emit(JobEvent("cancelled", "a", step=1))  # a job ends once
+        raise RuntimeError("boom")
+
+    events = list(actor._stream(["a", "b", "c"], work))
+    assert [(e.job_id, e.kind) for e in events] == [("a", "started"), ("a", "cancelled"),
+                                                     ("b", "failed"), ("c", "failed")]
+    assert events[-1].reason == "internal" and "boom" in events[-1].error
+
+
 # -- the pool ---------------------------------------------------------------------------
 
 
@@ -181,11 +200,41 @@ async def _until(h, kind: str) -> JobEvent:
     raise AssertionError("no terminal event")
 
 
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local Ray cluster for this module's Ray tests, shut down after them so that the
+    session-scoped one in test_executor_contract.py can start its own; reused (and left up)
+    when that one is already running."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             namespace="stylebot-batch-tests")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _executor(kind: str, request: pytest.FixtureRequest, **fields: object) -> Dispatcher:
+    if kind == "ray":
+        request.getfixturevalue("ray_cluster")
+        # No (fake) GPU per actor: test_executor_contract.py's pool may hold both when its
+        # cluster is the one reused here.
+        fields = {"ray_num_cpus_per_actor": 0.5, "ray_num_gpus_per_actor": 0, **fields}
+    return make_executor(kind, workers=1, device="cpu", threads_per_worker=1, start_timeout=240.0,
+                         kill_grace=20.0, **fields)
+
+
+KINDS = ["local", pytest.param("ray", marks=pytest.mark.ray)]
+
+
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.timeout(240)
-async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker():
-    ex = make_executor("local", workers=1, device="cpu", threads_per_worker=1, max_batch=2,
-                       start_timeout=240.0, kill_grace=20.0)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker(kind, request):
+    ex = _executor(kind, request, max_batch=2)
     await ex.start()
     try:
         assert ex.max_batch == 2
@@ -208,5 +257,49 @@ async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker():
             alone = await again.result()
             assert (res.width, res.height, res.steps) == (alone.width, alone.height, alone.steps)
             assert_same_png(res.png, alone.png)
+    finally:
+        await ex.shutdown(grace=0)
+
+
+@pytest.mark.ray
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.timeout(240)
+async def test_cancelling_one_job_of_a_ray_stack_leaves_the_other_to_finish(request):
+    ex = _executor("ray", request, max_batch=2)
+    await ex.start()
+    try:
+        blocker = await ex.submit(make_job("blocker", steps=5000, content=_png(9, 48, 48)))
+        await _until(blocker, "progress")
+        victim = await ex.submit(make_job("ann", steps=5000))
+        other = await ex.submit(make_job("bob", steps=40, content=_png(5, 40, 30)))
+        await blocker.cancel()
+        assert (await _until(victim, "started")).batch_size == 2
+        await _until(victim, "progress")
+        assert await victim.cancel()
+        end = await victim.wait()
+        assert end.kind == "cancelled"
+        done = await other.result()
+        assert done.steps == 40
+        # the two stepped together, so the other job ran on after the victim stopped
+        assert end.step is not None and end.step < 40
+        assert (await blocker.wait()).kind == "cancelled"
+    finally:
+        await ex.shutdown(grace=0)
+
+
+@pytest.mark.ray
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.timeout(240)
+async def test_ray_actors_on_cpu_run_one_job_at_a_time_by_default(request):
+    ex = _executor("ray", request)
+    await ex.start()
+    try:
+        assert ex.backend.max_batch == 1 and ex.max_batch == 1
+        jobs = [make_job("ann"), make_job("bob")]
+        with pytest.raises(ValueError, match="max_batch=1"):
+            await ex.backend.run_batch(0, jobs, lambda ev: None)
+        h = await ex.submit(jobs[0])
+        assert (await h.result()).steps == 4
+        assert (await _until(h, "started")).batch_size is None
     finally:
         await ex.shutdown(grace=0)

@@ -1,10 +1,10 @@
 """The Ray backend: one warm actor per GPU across a cluster, fed by the caller's dispatcher.
 
-The queue stays in the bot's process (the shared Dispatcher) and each actor gets one job
-at a time, so a dead actor never takes queued jobs with it; only its running job is
-affected, and that is retried once on another actor. Progress comes back as a Ray
-streaming generator, awaited from asyncio. Ray is imported lazily so the local pool never
-needs it installed.
+The queue stays in the bot's process (the shared Dispatcher) and each actor gets one run
+at a time (one job, or on a GPU a stack of same-size jobs), so a dead actor never takes
+queued jobs with it; only its running jobs are affected, and each is retried once.
+Progress comes back as a Ray streaming generator, awaited from asyncio. Ray is imported
+lazily so the local pool never needs it installed.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ def _import_ray() -> Any:
 
 
 class StyleActor:
-    """Runs inside a Ray worker process: warm network, one job at a time, cancellable.
+    """Runs inside a Ray worker process: warm network, one run (a job or a stack) at a time,
+    each job cancellable on its own.
 
-    Threaded (max_concurrency > 1) so that `cancel` can land while `run` is busy; the job
-    itself runs in a helper thread that feeds the streaming generator through a queue.
+    Threaded (max_concurrency > 1) so that `cancel` can land while `run` is busy; the jobs
+    themselves run in a helper thread that feeds the streaming generator through a queue.
     """
 
     def __init__(self, settings: WorkerSettings) -> None:
@@ -60,28 +61,59 @@ class StyleActor:
         with self._lock:
             self._cancelled.append(job_id)
 
+    def _should_cancel(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
     def run(self, job: Job) -> Iterator[JobEvent]:
         from stylecore.executors.worker import run_job
 
-        events: queue.Queue[JobEvent] = queue.Queue()
+        def work(emit: Callable[[JobEvent], None]) -> None:
+            emit(run_job(job, emit, lambda: self._should_cancel(job.job_id), self.settings))
 
-        def should_cancel() -> bool:
-            with self._lock:
-                return job.job_id in self._cancelled
+        yield from self._stream([job.job_id], work)  # (a generator itself: Ray streams it)
 
-        def work() -> None:
+    def run_batch(self, jobs: list[Job]) -> Iterator[JobEvent]:
+        """A stack of jobs: every job's events, its terminal too, the moment it happens."""
+        from stylecore.executors.worker import run_batch
+
+        def work(emit: Callable[[JobEvent], None]) -> None:
+            run_batch(jobs, emit, self._should_cancel, self.settings)
+
+        yield from self._stream([job.job_id for job in jobs], work)
+
+    def _stream(self, job_ids: list[str], work: Callable[[Callable[[JobEvent], None]], None]) -> Iterator[JobEvent]:
+        """Run `work(emit)` in a helper thread and yield what it emits until it returns.
+
+        Never leaves the stream open: a job that has no terminal when `work` returns (or
+        raises) gets a failed one.
+        """
+        events: queue.Queue[Any] = queue.Queue()
+        end = object()
+        crash: list[BaseException] = []
+
+        def target() -> None:
             try:
-                terminal = run_job(job, events.put, should_cancel, self.settings)
-            except BaseException as e:  # run_job should not raise; never leave the stream open
-                terminal = JobEvent("failed", job.job_id, error=f"internal error: {e}", reason="internal")
-            events.put(terminal)
+                work(events.put)
+            except BaseException as e:  # the worker code should not raise
+                crash.append(e)
+            finally:
+                events.put(end)
 
-        threading.Thread(target=work, name=f"job-{job.job_id}", daemon=True).start()
+        threading.Thread(target=target, name=f"jobs-{job_ids[0] if job_ids else ''}", daemon=True).start()
+        pending = list(job_ids)
         while True:
             ev = events.get()
-            yield ev
+            if ev is end:
+                break
             if ev.terminal:
-                return
+                if ev.job_id not in pending:
+                    continue  # a job ends once
+                pending.remove(ev.job_id)
+            yield ev
+        why = f"internal error: {crash[0]}" if crash else "internal error: the worker returned no result"
+        for jid in pending:
+            yield JobEvent("failed", jid, error=why, reason="internal")
 
 
 class RayBackend(Backend):
@@ -94,9 +126,11 @@ class RayBackend(Backend):
             oom_retry_scale=config.oom_retry_scale,
             progress_interval=config.progress_interval,
             threads=None,  # Ray sets OMP_NUM_THREADS from the actor's num_cpus
+            memory_limit=config.memory_limit,
         )
         self._actor_cls: Any = None
         self.slots = config.workers or 1  # until start() has counted the cluster's GPUs
+        self.max_batch = config.max_batch or 1  # until start() has asked the actors for their device
         self._actors: dict[int, Any] = {}
         self._info: dict[int, dict[str, Any]] = {}
         self._on_ready: Callable[[int], None] = lambda slot: None
@@ -165,6 +199,10 @@ class RayBackend(Backend):
         if len(errors) == self.slots:
             await self.close()
             raise ExecutorError(f"the Ray style actors could not start: {errors[0]}")
+        if self.config.max_batch is None:
+            # A stack pays on a GPU (it fills the card); on CPU the cores are busy with one job.
+            devices = [str(r.get("device")) for r in results if not isinstance(r, BaseException)]
+            self.max_batch = 4 if all(d.startswith("cuda") for d in devices) else 1
         for slot, r in enumerate(results):
             if isinstance(r, BaseException):
                 self._watch_slot(slot)
@@ -214,19 +252,38 @@ class RayBackend(Backend):
     # -- jobs -----------------------------------------------------------------------------
 
     async def run(self, slot: int, job: Job, emit: Callable[[JobEvent], None]) -> JobEvent:
+        ends = await self._consume(slot, "run", job, [job.job_id], emit, emit_terminals=False)
+        return ends[job.job_id]
+
+    async def run_batch(self, slot: int, jobs: list[Job], emit: Callable[[JobEvent], None]) -> dict[str, JobEvent]:
+        if len(jobs) > self.max_batch:
+            raise ValueError(f"a stack of {len(jobs)} jobs is more than max_batch={self.max_batch}")
+        return await self._consume(slot, "run_batch", jobs, [job.job_id for job in jobs], emit, emit_terminals=True)
+
+    async def _consume(self, slot: int, method: str, arg: Any, job_ids: list[str], emit: Callable[[JobEvent], None],
+                       *, emit_terminals: bool) -> dict[str, JobEvent]:
+        """Call the actor's streaming `method` and pass its events on until every job has ended."""
         ray = self.ray
         actor = self._actors.get(slot)
         if actor is None:
             raise WorkerLost(f"no actor on slot {slot}")
+        ends: dict[str, JobEvent] = {}
         try:
-            stream = actor.run.remote(job)
+            stream = getattr(actor, method).remote(arg)
             async for ref in stream:
                 ev: JobEvent = await ref
                 if ev.terminal:
-                    return ev
-                emit(ev)
+                    if ev.job_id not in job_ids or ev.job_id in ends:
+                        continue
+                    ends[ev.job_id] = ev
+                    if emit_terminals:
+                        emit(ev)
+                    if len(ends) == len(job_ids):
+                        return ends
+                else:
+                    emit(ev)
         except ray.exceptions.RayTaskError:
-            raise  # an error inside the actor's code, not a death: the dispatcher fails the job
+            raise  # an error inside the actor's code, not a death: the dispatcher fails the job(s)
         except ray.exceptions.RayError as e:  # actor died, node lost, Ray's OOM killer...
             self._on_lost(slot)
             self._info.pop(slot, None)
