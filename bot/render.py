@@ -119,3 +119,49 @@ def paused_text(job_id: str, options: Mapping[str, Any]) -> str:
         "⏸️ **Paused** — the bot is restarting. This job is saved and will continue when it's back.\n"
         f"{_footer(job_id, options)}"
     )
+
+
+def _gib(n: object) -> str:
+    if not isinstance(n, int):
+        return "?"
+    gib = n / 2**30
+    return f"{gib:.1f} GiB" if gib < 10 else f"{gib:.0f} GiB"
+
+
+def worker_line(info: Mapping[str, Any]) -> str:
+    """One worker as an operator needs it: where it runs, whether it is up, how large a job fits."""
+    device = str(info.get("device") or "starting")
+    if info.get("gpu"):
+        device += f" ({info['gpu']}, {_gib(info.get('memory_total'))})"
+    state = "ready" if info.get("ready", True) else "down"
+    max_side = info.get("max_side")
+    if isinstance(max_side, int):
+        fits = f"jobs up to {max_side} px fit in {_gib(info.get('memory_budget'))}" if max_side else "no job fits"
+    else:
+        fits = "no memory cap"
+    return f"`{info.get('slot', '?')}` {device} · {state} · {fits}"
+
+
+def status_text(
+    kind: str, workers: list[Mapping[str, Any]], running: int, queued: int, *, max_size: int, default_size: int
+) -> str:
+    """The bot's state for admins, and whether this server's size limit fits the workers."""
+    lines = [f"**StyleBot status** — {kind} executor, {len(workers)} worker(s)"]
+    lines += [worker_line(w) for w in workers] or ["no worker is up yet"]
+    lines.append(f"Jobs: {running} running, {queued} waiting")
+    lines.append(f"This server: sizes up to {max_size} px (default {default_size} px)")
+    warning = size_warning(max_size, workers)
+    if warning:
+        lines.append(warning)
+    return "\n".join(lines)
+
+
+def size_warning(max_size: int, workers: list[Mapping[str, Any]]) -> str | None:
+    """A warning when members may ask for more pixels than the smallest worker's memory holds."""
+    sides = [w["max_side"] for w in workers if isinstance(w.get("max_side"), int)]
+    if not sides or max_size <= min(sides):
+        return None
+    return (
+        f"-# ⚠️ `max_size` is above what fits in a worker's memory ({min(sides)} px): larger jobs run "
+        "at the largest size that fits, and their message says so."
+    )

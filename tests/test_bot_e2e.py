@@ -268,3 +268,9 @@ async def test_admin_config_show_set_reset_and_refusals(bot_env: BotEnv) -> None
     assert "All settings" in await bot_env.wait_ephemeral(reset_all)
     show = await fd.slash_command("stylebot config show", user=admin)
     assert "`allowed_channels` = **all channels** *(default)*" in await bot_env.wait_ephemeral(show)
+
+    # Status: the CPU worker, uncapped, and the queue; hidden from members like the rest.
+    status = await bot_env.wait_ephemeral(await fd.slash_command("stylebot status", user=admin))
+    assert "local executor, 1 worker(s)" in status and "`0` cpu · ready · no memory cap" in status
+    assert "Jobs: 0 running, 0 waiting" in status and "sizes up to 96 px (default 48 px)" in status
+    assert "⚠️" not in status

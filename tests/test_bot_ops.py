@@ -19,7 +19,7 @@ pytest.register_assert_rewrite("bot_fixtures")
 
 from bot_fixtures import BotEnv, assert_throttled, image_of, job_id_of  # noqa: E402
 
-from stylecore.memory import estimate_job_bytes  # noqa: E402
+from stylecore.memory import estimate_job_bytes, max_side_for  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -274,6 +274,15 @@ async def test_a_job_over_the_memory_limit_runs_smaller_and_the_messages_say_so(
     limit = estimate_job_bytes(32, 24, dtype_bytes=4, channels_last=False)
     assert estimate_job_bytes(48, 36, dtype_bytes=4, channels_last=False) > limit
     await bot_env.start_bot(own_executor=True, memory_limit=limit)
+    # Admins see what fits before anyone runs a job, and that the server's limit is above it.
+    fits = max_side_for(limit, 0.75, 1, dtype_bytes=4, channels_last=False)
+    assert 32 <= fits < 48
+    status = await bot_env.wait_ephemeral(await bot_env.fd.slash_command("stylebot status", user=bot_env.fd.moderator))
+    assert f"cpu · ready · jobs up to {fits} px fit in {limit / 2**30:.1f} GiB" in status
+    assert f"`max_size` is above what fits in a worker's memory ({fits} px)" in status
+    set_ = await bot_env.fd.slash_command("stylebot config set", {"setting": "max_size", "value": "64"},
+                                          user=bot_env.fd.moderator)
+    assert f"({fits} px): larger jobs run" in await bot_env.wait_ephemeral(set_)
     inter = await bot_env.stylize(steps=3)
     done = await bot_env.wait_done(inter, timeout=180)
     w, h = image_of(done.attachments[0].data).size

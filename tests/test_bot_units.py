@@ -99,6 +99,18 @@ def test_memory_limit_reaches_the_executor_in_bytes() -> None:
 # -- rendering and errors -------------------------------------------------------------------
 
 
+def test_status_lines_name_the_card_and_what_fits() -> None:
+    gpu = {"slot": 0, "ready": True, "device": "cuda", "gpu": "NVIDIA H200", "memory_total": 140 * 2**30,
+           "memory_budget": 120 * 2**30, "max_side": 3000}
+    assert render.worker_line(gpu) == "`0` cuda (NVIDIA H200, 140 GiB) · ready · jobs up to 3000 px fit in 120 GiB"
+    down = {"slot": 1, "ready": False, "device": "cpu", "max_side": None}
+    assert render.worker_line(down) == "`1` cpu · down · no memory cap"
+    text = render.status_text("ray", [gpu, down], 1, 2, max_size=4096, default_size=512)
+    assert "ray executor, 2 worker(s)" in text and "Jobs: 1 running, 2 waiting" in text
+    assert "above what fits in a worker's memory (3000 px)" in text
+    assert render.size_warning(2048, [gpu, down]) is None
+
+
 def test_render_texts() -> None:
     opts = {"size": 512, "steps": 300, "strength": 1.5, "preserve_colors": "luminance", "seed": 7}
     assert render.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"

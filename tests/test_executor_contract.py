@@ -203,6 +203,10 @@ async def test_bad_input_fails_clearly_and_the_worker_stays_warm(ex: Dispatcher)
     ok = await ex.submit(make_job("mallory"))
     assert (await ok.result()).steps == 4
     assert sorted(ex.worker_pids()) == pids
+    # What operators see of the workers: warm, on the CPU, memory uncapped (no limit set).
+    infos = ex.workers()
+    assert sorted(int(i["pid"]) for i in infos) == pids
+    assert all(i["ready"] and i["device"] == "cpu" and i["max_side"] is None for i in infos)
 
 
 # -- cancel --------------------------------------------------------------------------------

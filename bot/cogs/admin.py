@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import render
 from bot.checks import admin_only
 from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
 
@@ -44,6 +45,23 @@ class Admin(commands.Cog):
         overrides = await self.bot.db.guild_overrides(guild_id)
         return self.bot.base_settings.with_overrides(overrides), overrides
 
+    @stylebot.command(name="status", description="Workers, their devices and memory, and the queue")
+    @admin_only()
+    async def status(self, interaction: discord.Interaction[StyleBot]) -> None:
+        assert interaction.guild_id is not None and self.bot.executor is not None
+        settings, _ = await self._current(interaction.guild_id)
+        entries = self.bot.executor.queue()
+        running = sum(1 for e in entries if e.state == "running")
+        text = render.status_text(
+            self.bot.config.executor,
+            self.bot.executor.workers(),
+            running,
+            len(entries) - running,
+            max_size=settings.max_size,
+            default_size=settings.default_size,
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+
     @config.command(name="show", description="Show this server's StyleBot settings")
     @admin_only()
     async def show(self, interaction: discord.Interaction[StyleBot]) -> None:
@@ -66,7 +84,10 @@ class Admin(commands.Cog):
         overrides[setting] = parsed
         await self.bot.db.save_guild_overrides(interaction.guild_id, overrides)
         log.info("guild %s: %s set %s = %r", interaction.guild_id, interaction.user.id, setting, parsed)
-        await interaction.response.send_message(f"`{setting}` is now **{new.describe(setting)}**.", ephemeral=True)
+        message = f"`{setting}` is now **{new.describe(setting)}**."
+        if setting == "max_size" and self.bot.executor is not None:
+            message += "\n" + (render.size_warning(new.max_size, self.bot.executor.workers()) or "")
+        await interaction.response.send_message(message.strip(), ephemeral=True)
 
     @config.command(name="reset", description="Put one setting (or all of them) back to the default")
     @app_commands.describe(setting="Which setting (leave empty to reset everything)")

@@ -163,6 +163,12 @@ class Executor(abc.ABC):
     def queue(self) -> list[QueueEntry]:
         """Running jobs first, then queued ones in the order they will start."""
 
+    def workers(self) -> list[dict[str, Any]]:
+        """One dict per worker slot for operators: `slot`, `ready`, `pid`, `device`, and where
+        known `gpu`, `memory_total`, `memory_budget` (bytes) and `max_side` (the largest long
+        side, px, a 4:3 job may have on it; None where memory is not capped)."""
+        return []
+
     def jobs_for(self, user_id: str) -> list[QueueEntry]:
         return [e for e in self.queue() if e.user_id == user_id]
 

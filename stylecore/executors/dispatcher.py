@@ -140,6 +140,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def slot_pid(self, slot: int) -> int | None: ...
 
+    @abc.abstractmethod
+    def worker_info(self) -> list[dict[str, Any]]:
+        """What each warm worker reported about itself (see Executor.workers), with its slot."""
+
     def stop_respawning(self) -> None:
         """Shutdown began: workers that die or are killed from now on stay dead."""
         self.closing = True
@@ -385,6 +389,9 @@ class Dispatcher(Executor):
     def worker_pids(self) -> list[int]:
         """Pids of the live workers (for fault tests and ops)."""
         return self.backend.worker_pids()
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self.backend.worker_info()
 
     def worker_pid(self, job_id: str) -> int | None:
         """Pid of the worker running `job_id` (None unless it is running)."""

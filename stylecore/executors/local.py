@@ -49,7 +49,7 @@ def _worker_main(conn: Connection, cancel: Any, gpu: int | None, settings: Worke
     except Exception as e:  # reported, then the parent decides about respawning
         conn.send(("fatal", f"{type(e).__name__}: {e}"))
         return
-    conn.send(("ready", {**worker_identity(), "device": device}))
+    conn.send(("ready", worker_identity(settings, device)))
     while True:
         try:
             msg = conn.recv()

@@ -55,7 +55,7 @@ class StyleActor:
     def ping(self) -> dict[str, Any]:
         from stylecore.executors.worker import worker_identity
 
-        return {**worker_identity(), "device": self.device}
+        return worker_identity(self.settings, self.device)
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
@@ -310,4 +310,4 @@ class RayBackend(Backend):
         return int(info["pid"]) if info else None
 
     def worker_info(self) -> list[dict[str, Any]]:
-        return [dict(info, slot=slot) for slot, info in sorted(self._info.items())]
+        return [dict(info, slot=slot, ready=True) for slot, info in sorted(self._info.items())]

@@ -410,6 +410,32 @@ def _run_stack(chunk: list[_Prepared], emit: Emit, end: Emit, ended: dict[str, J
                             f"the style transfer failed ({type(e).__name__}: {e})"))
 
 
-def worker_identity() -> dict[str, object]:
-    """What a worker reports about itself once warm (pid for fault tests, device for logs)."""
-    return {"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+def worker_identity(settings: WorkerSettings | None = None, device: str | None = None) -> dict[str, object]:
+    """What a worker reports about itself once warm: pid (fault tests, ops), and for operators
+    its device, memory and the largest job it can take.
+
+    `max_side` is the longest side (px, 4:3 image, one job) whose estimate fits the worker's
+    memory budget now, with the network loaded: what `/stylebot status` shows and admins
+    compare their size limits with. None where nothing caps memory (CPU without a limit).
+    """
+    info: dict[str, object] = {"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    if device is None:
+        return info
+    import torch
+
+    from stylecore.memory import max_side_for
+
+    settings = settings or WorkerSettings()
+    info["device"] = device
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        info["gpu"], info["memory_total"] = props.name, int(props.total_memory)
+    budget = memory_budget(device, settings)
+    info["memory_budget"] = budget
+    if budget is not None:
+        dtype_bytes, channels_last = _precision(StyleOptions(device=device))
+        info["max_side"] = max_side_for(budget, 0.75, 1, dtype_bytes, channels_last)
+    else:
+        info["max_side"] = None
+    return info
