@@ -432,10 +432,7 @@ def worker_identity(settings: WorkerSettings | None = None, device: str | None =
         props = torch.cuda.get_device_properties(dev)
         info["gpu"], info["memory_total"] = props.name, int(props.total_memory)
     budget = memory_budget(device, settings)
+    dtype_bytes, channels_last = _precision(StyleOptions(device=device))
     info["memory_budget"] = budget
-    if budget is not None:
-        dtype_bytes, channels_last = _precision(StyleOptions(device=device))
-        info["max_side"] = max_side_for(budget, 0.75, 1, dtype_bytes, channels_last)
-    else:
-        info["max_side"] = None
+    info["max_side"] = None if budget is None else max_side_for(budget, 0.75, 1, dtype_bytes, channels_last)
     return info
