@@ -50,7 +50,7 @@ def queued_text(
     note: str | None = None,
 ) -> str:
     where = f"position {position}" if position else "waiting"
-    eta_part = f" · starts in ~{fmt_duration(eta)}" if eta is not None else ""
+    eta_part = f" · done in ~{fmt_duration(eta)}" if eta is not None else ""  # (eta: start + run)
     head = f"{note}\n" if note else ""
     return f"{head}⏳ **Queued** — {where}{eta_part}\n{_footer(job_id, options)}"
 

@@ -116,7 +116,8 @@ def test_render_texts() -> None:
     assert render.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"
     text = render.running_text("abc123", opts, 150, 300, 65.0, 1234.5)
     assert "step 150/300 (50%)" in text and "ETA 1 min 05 s" in text and "loss 1.23e+03" in text
-    assert "position 2" in render.queued_text("abc123", opts, 2, 30.0)
+    # a queued job's eta runs to the end of its own run (JobEvent.eta), so it says "done in"
+    assert "position 2 · done in ~30 s" in render.queued_text("abc123", opts, 2, 30.0)
     assert render.fmt_duration(3.25) == "3.2 s" and render.fmt_duration(7300) == "2 h 01 min"
 
 

@@ -31,7 +31,7 @@ def describe_entry(entry: QueueEntry, live: LiveJob | None, *, show_owner: bool)
         eta = f", about {fmt_duration(entry.eta)} left" if entry.eta is not None else ""
     else:
         where = f"queued, position {entry.position}"
-        eta = f", starts in ~{fmt_duration(entry.eta)}" if entry.eta is not None else ""
+        eta = f", done in ~{fmt_duration(entry.eta)}" if entry.eta is not None else ""
     return f"`{entry.job_id}` {where}{eta}{owner}"
 
 
