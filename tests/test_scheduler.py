@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stylecore.executors.base import QueueFull, UserLimitReached
-from stylecore.executors.scheduler import FairScheduler, StepTimeModel, output_pixels
+from stylecore.executors.scheduler import Batching, FairScheduler, StepTimeModel, output_pixels
 
 
 def sched(slots: int = 1, **kw: int) -> FairScheduler:
@@ -160,6 +160,50 @@ def test_two_slots_halve_the_wait() -> None:
     for j, u in [("a0", "a"), ("b0", "b"), ("c0", "c"), ("d0", "d")]:
         add(s, j, u, pixels=1_000_000, steps=10)
     assert [p.eta for p in s.plan({})] == pytest.approx([10, 10, 20, 20])
+
+
+def test_a_queue_of_same_size_jobs_is_planned_in_stacks() -> None:
+    s = sched(slots=1)
+    for i in range(5):
+        add(s, f"j{i}", f"u{i}", pixels=1_000_000, steps=10)  # 10 s each
+    assert [p.eta for p in s.plan({})] == pytest.approx([10, 20, 30, 40, 50])  # one at a time
+    stacks = Batching(lambda jid: "512px", max_batch=4, window=4)
+    plan = s.plan({}, batching=stacks)
+    assert [p.position for p in plan] == [1, 2, 3, 4, 5]
+    assert [(p.start_in, p.eta) for p in plan] == [(0, 10)] * 4 + [(10, 20)]
+    # A job that never batches, or another size, forms no stack.
+    alone = Batching(lambda jid: None if jid == "j0" else "512px", max_batch=4, window=4)
+    assert [p.start_in for p in s.plan({}, batching=alone)] == [0, 10, 10, 10, 10]
+
+
+def test_a_running_stack_frees_its_slot_when_its_last_job_ends() -> None:
+    s = sched(slots=1)
+    for j, u in [("a0", "a"), ("b0", "b"), ("c0", "c")]:
+        add(s, j, u, pixels=1_000_000, steps=10)
+    assert s.pick() == "a0" and s.pick_more(lambda jid: True, 1, 1) == ["b0"]
+    plan = s.plan({"a0": 4.0, "b0": 6.0}, running_groups=[["a0", "b0"]])
+    assert [(p.job_id, p.start_in, p.eta) for p in plan] == [("c0", 6.0, 16.0)]
+
+
+def test_the_plan_foresees_the_stacks_pick_and_pick_more_form() -> None:
+    s = sched(slots=1, max_per_user_running=1)
+    jobs = [("a0", "a", "S"), ("a1", "a", "S"), ("b0", "b", "L"), ("c0", "c", "S"), ("b1", "b", "S"),
+            ("d0", "d", "S"), ("c1", "c", "L"), ("e0", "e", "S"), ("d1", "d", "S"), ("f0", "f", "L")]
+    keys = {j: k for j, _, k in jobs}
+    for j, u, k in jobs:
+        add(s, j, u, pixels=250_000 if k == "S" else 1_000_000, steps=10)
+    batching = Batching(keys.__getitem__, max_batch=3, window=4)
+    planned: dict[float, list[str]] = {}
+    for p in s.plan({}, batching=batching):
+        planned.setdefault(p.start_in, []).append(p.job_id)
+    actual = []
+    while (head := s.pick()) is not None:  # one slot: each stack runs to its end before the next
+        stack = [head, *s.pick_more(lambda jid, k=keys[head]: keys[jid] == k, 2, 4)]
+        actual.append(stack)
+        for j in stack:
+            s.finish(j)
+    assert list(planned.values()) == actual
+    assert any(len(stack) > 1 for stack in actual) and len(actual) < len(jobs)
 
 
 def test_step_time_model_learns_and_scales() -> None:

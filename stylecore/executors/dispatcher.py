@@ -31,7 +31,7 @@ from stylecore.executors.base import (
     JobState,
     QueueEntry,
 )
-from stylecore.executors.scheduler import FairScheduler, StepTimeModel, output_pixels
+from stylecore.executors.scheduler import Batching, FairScheduler, Planned, StepTimeModel, output_pixels
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ class Dispatcher(Executor):
             QueueEntry(h.job_id, h.job.user_id, "running", None, self._running_left(h), h.job.meta)
             for h in self._running()
         ]
-        for p in self.scheduler.plan(self._running_lefts()):
+        for p in self._plan():
             h = self._handles[p.job_id]
             out.append(QueueEntry(h.job_id, h.job.user_id, "queued", p.position, p.eta, h.job.meta))
         return out
@@ -424,6 +424,14 @@ class Dispatcher(Executor):
             return max(0.0, (h.total - h.step) * h.elapsed / h.step)
         return self.scheduler.model.job_seconds(h.pixels, h.total)
 
+    def _plan(self) -> list[Planned]:
+        """Queued jobs' positions and ETAs, foreseeing the stacks this executor will form."""
+        batching = None
+        if self.max_batch > 1:
+            batching = Batching(lambda jid: self._handles[jid].batch_key, self.max_batch, self.batch_window)
+        groups = [[h.job_id for h in hs] for hs in self._busy.values()]
+        return self.scheduler.plan(self._running_lefts(), running_groups=groups, batching=batching)
+
     def _running_lefts(self) -> dict[str, float]:
         return {h.job_id: self._running_left(h) for h in self._running()}
 
@@ -432,7 +440,7 @@ class Dispatcher(Executor):
 
     def _refresh_positions(self, force: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         """Tell queued jobs whose position changed (and new ones) where they stand."""
-        plan = self.scheduler.plan(self._running_lefts())
+        plan = self._plan()
         positions = {}
         for p in plan:
             positions[p.job_id] = p.position

@@ -13,7 +13,7 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from stylecore.executors.base import QueueFull, UserLimitReached
@@ -93,6 +93,17 @@ class Planned:
     position: int
     start_in: float
     eta: float
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How the dispatcher stacks queued jobs on one slot (see `FairScheduler.pick_more`), so
+    that `plan` can foresee it: without this a queue of same-size jobs on a GPU would be
+    planned one after another, its ETAs several times too long."""
+
+    key_of: Callable[[str], Hashable | None]  # a job's batch key; None: it always runs alone
+    max_batch: int
+    window: int
 
 
 class FairScheduler:
@@ -198,20 +209,29 @@ class FairScheduler:
     def pick_more(self, match: Callable[[str], bool], limit: int, window: int) -> list[str]:
         """After `pick`: up to `limit` more queued jobs to share the picked job's slot, now running.
 
-        Only jobs among the next `window` in fair start order are considered, and each must
-        satisfy `match` (the same batch key) and its user's running limit, so a job can move up
-        at most `window - 1` places and never past what round robin would give it anyway.
+        Only the next `window` jobs in round-robin order are considered, and each must satisfy
+        `match` (the same batch key) and its user's running limit, so a job can move up at most
+        `window - 1` places and never past what round robin would give it anyway. `plan`
+        foresees the same choice (`Batching`).
         """
-        taken: list[str] = []
-        for job_id in self.order()[:window]:
-            if len(taken) >= limit:
-                break
-            entry = self._entries[job_id]
-            if self._users[entry.user_id].running >= self.max_per_user_running or not match(job_id):
-                continue
+        taken = self._joiners(self._users_view(), list(self._front), lambda e: match(e.job_id), limit, window)
+        for entry in taken:
             self._start(entry)
-            taken.append(job_id)
-        return taken
+        return [entry.job_id for entry in taken]
+
+    def _joiners(self, users: dict[str, tuple[list[_Entry], int, int]], front: list[str],
+                 match: Callable[[_Entry], bool], limit: int, window: int) -> list[_Entry]:
+        """Up to `limit` of the next `window` jobs in round-robin order that `match` and whose
+        user may run one more job: what joins a stack, for `pick_more` and `plan` alike."""
+        running = {uid: u[1] for uid, u in users.items()}
+        out: list[_Entry] = []
+        for entry in _round_robin({uid: (u[0], u[2]) for uid, u in users.items()}, front, window):
+            if len(out) >= limit:
+                break
+            if running[entry.user_id] < self.max_per_user_running and match(entry):
+                out.append(entry)
+                running[entry.user_id] += 1
+        return out
 
     def _start(self, entry: _Entry) -> None:
         user = self._users[entry.user_id]
@@ -266,54 +286,113 @@ class FairScheduler:
         """Queued job ids in the order they will start, if nothing else is submitted."""
         return [p.job_id for p in self.plan({})]
 
-    def plan(self, running_left: dict[str, float]) -> list[Planned]:
+    def plan(
+        self,
+        running_left: dict[str, float],
+        *,
+        running_groups: Sequence[Sequence[str]] | None = None,
+        batching: Batching | None = None,
+    ) -> list[Planned]:
         """Simulate the queue over the slots to give each queued job a position and ETA.
 
         `running_left` maps running job ids to their estimated seconds left (the caller
         knows their progress); running jobs not in it are assumed to need a full run.
-        A user's next job can only start once one of theirs finishes, as in `pick`.
+        `running_groups` says which running jobs share a slot (a stack; default: each its
+        own), and `batching` lets queued jobs form stacks as `pick_more` will. A user's next
+        job can only start once one of theirs finishes, as in `pick`.
         """
         users = {uid: [list(q), r, last] for uid, (q, r, last) in self._users_view().items()}
         front = list(self._front)
         tie = itertools.count()
-        busy: list[tuple[float, int, str]] = []  # (finishes at, tiebreak, user)
-        for job_id, entry in self._running.items():
-            left = running_left.get(job_id, self.model.job_seconds(entry.pixels, entry.steps))
-            heapq.heappush(busy, (max(0.0, left), next(tie), entry.user_id))
-        free = max(0, self.slots - len(self._running))
+        busy: list[tuple[float, int, tuple[str, ...]]] = []  # (slot frees at, tiebreak, its jobs' users)
+        groups = [list(g) for g in running_groups or []]
+        grouped = {job_id for g in groups for job_id in g}
+        groups += [[job_id] for job_id in self._running if job_id not in grouped]
+        for group in groups:
+            entries = [self._running[j] for j in group if j in self._running]
+            if entries:
+                left = max(running_left.get(e.job_id, self.model.job_seconds(e.pixels, e.steps)) for e in entries)
+                heapq.heappush(busy, (max(0.0, left), next(tie), tuple(e.user_id for e in entries)))
+        free = max(0, self.slots - len(busy))
         picks = itertools.count(max((u[2] for u in users.values()), default=-1) + 1)
         out: list[Planned] = []
         now = 0.0
+
+        def start(entry: _Entry) -> None:
+            user = users[entry.user_id]
+            user[0].remove(entry)
+            user[1] += 1
+            user[2] = next(picks)
+            if entry.job_id in front:
+                front.remove(entry.job_id)
+
         while any(u[0] for u in users.values()):
             if free > 0:
                 entry = self._choose({uid: (u[0], u[1], u[2]) for uid, u in users.items()}, front)
                 if entry is not None:
-                    user = users[entry.user_id]
-                    user[0].remove(entry)
-                    user[1] += 1
-                    user[2] = next(picks)
-                    if entry.job_id in front:
-                        front.remove(entry.job_id)
-                    duration = self.model.job_seconds(entry.pixels, entry.steps)
-                    out.append(Planned(entry.job_id, len(out) + 1, now, now + duration))
-                    heapq.heappush(busy, (now + duration, next(tie), entry.user_id))
+                    start(entry)
+                    stack = [entry, *self._plan_joiners(entry, users, front, batching)]
+                    for member in stack[1:]:
+                        start(member)
+                    ends = [now + self.model.job_seconds(e.pixels, e.steps) for e in stack]
+                    for e, end in zip(stack, ends, strict=True):
+                        out.append(Planned(e.job_id, len(out) + 1, now, end))
+                    heapq.heappush(busy, (max(ends), next(tie), tuple(e.user_id for e in stack)))
                     free -= 1
                     continue
             # No free slot, or every waiting user is at their running limit: jump to the
-            # next finish.
+            # next slot that frees up.
             if not busy:
                 break
-            finish_at, _, uid = heapq.heappop(busy)
+            finish_at, _, uids = heapq.heappop(busy)
             now = max(now, finish_at)
-            if uid in users:
-                users[uid][1] -= 1
+            for uid in uids:
+                if uid in users:
+                    users[uid][1] -= 1
             free += 1
         return out
+
+    def _plan_joiners(self, head: _Entry, users: dict[str, list], front: list[str],
+                      batching: Batching | None) -> list[_Entry]:
+        """The queued jobs `pick_more` would stack with `head` (already started in `users`)."""
+        if batching is None or batching.max_batch <= 1:
+            return []
+        key = batching.key_of(head.job_id)
+        if key is None:
+            return []
+        view = {uid: (u[0], u[1], u[2]) for uid, u in users.items()}
+        return self._joiners(view, front, lambda e: batching.key_of(e.job_id) == key, batching.max_batch - 1,
+                             batching.window)
 
     def _first_free_in(self) -> float | None:
         if not self._running:
             return None
         return min(self.model.job_seconds(e.pixels, e.steps) for e in self._running.values())
+
+
+def _round_robin(users: dict[str, tuple[list[_Entry], int]], front: list[str], n: int) -> list[_Entry]:
+    """The next `n` queued jobs in fair order (retried jobs first, then least recently served
+    user first), running limits aside: the window from which jobs may join a stack."""
+    queues = {uid: list(q) for uid, (q, _) in users.items()}
+    last = {uid: served for uid, (_, served) in users.items()}
+    out: list[_Entry] = []
+    by_id = {e.job_id: e for q in queues.values() for e in q}
+    for job_id in front:
+        if len(out) < n and job_id in by_id:
+            entry = by_id[job_id]
+            queues[entry.user_id].remove(entry)
+            out.append(entry)
+    rounds = itertools.count(max(last.values(), default=-1) + 1)
+    for uid in {e.user_id for e in out}:
+        last[uid] = next(rounds)
+    while len(out) < n:
+        waiting = [(last[uid], q[0].seq, uid) for uid, q in queues.items() if q]
+        if not waiting:
+            break
+        uid = min(waiting)[2]
+        out.append(queues[uid].pop(0))
+        last[uid] = next(rounds)
+    return out
 
 
 def _fmt_seconds(seconds: float) -> str:
