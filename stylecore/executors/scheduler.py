@@ -13,8 +13,9 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from stylecore.executors.base import QueueFull, UserLimitReached
 from stylecore.options import resized
@@ -219,7 +220,7 @@ class FairScheduler:
             self._start(entry)
         return [entry.job_id for entry in taken]
 
-    def _joiners(self, users: dict[str, tuple[list[_Entry], int, int]], front: list[str],
+    def _joiners(self, users: Mapping[str, Sequence[Any]], front: list[str],
                  match: Callable[[_Entry], bool], limit: int, window: int) -> list[_Entry]:
         """Up to `limit` of the next `window` jobs in round-robin order that `match` and whose
         user may run one more job: what joins a stack, for `pick_more` and `plan` alike."""
@@ -360,8 +361,7 @@ class FairScheduler:
         key = batching.key_of(head.job_id)
         if key is None:
             return []
-        view = {uid: (u[0], u[1], u[2]) for uid, u in users.items()}
-        return self._joiners(view, front, lambda e: batching.key_of(e.job_id) == key, batching.max_batch - 1,
+        return self._joiners(users, front, lambda e: batching.key_of(e.job_id) == key, batching.max_batch - 1,
                              batching.window)
 
     def _first_free_in(self) -> float | None:
@@ -383,7 +383,7 @@ def _round_robin(users: dict[str, tuple[list[_Entry], int]], front: list[str], n
             queues[entry.user_id].remove(entry)
             out.append(entry)
     rounds = itertools.count(max(last.values(), default=-1) + 1)
-    for uid in {e.user_id for e in out}:
+    for uid in dict.fromkeys(e.user_id for e in out):  # (in order: deterministic)
         last[uid] = next(rounds)
     while len(out) < n:
         waiting = [(last[uid], q[0].seq, uid) for uid, q in queues.items() if q]
