@@ -26,7 +26,7 @@ from PIL import Image
 from bot.bot import StyleBot
 from bot.config import BotConfig, Secret
 from stylecore.executors import make_executor
-from stylecore.executors.base import Executor
+from stylecore.executors.base import Executor, Job, JobEvent, JobHandle, JobResult, JobState, QueueEntry
 
 # Test-sized defaults for every server: tiny images, few steps, fast previews, no cooldown.
 TEST_GUILD_DEFAULTS: dict[str, Any] = {
@@ -63,13 +63,71 @@ def image_of(data: bytes) -> Image.Image:
     return img
 
 
+class _HeldHandle(JobHandle):
+    """A real job's handle whose end is held back until the test opens the gate."""
+
+    def __init__(self, inner: JobHandle, gate: asyncio.Event) -> None:
+        self.inner, self.gate, self.job_id = inner, gate, inner.job_id
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        async for ev in self.inner.events():
+            if ev.terminal:
+                await self.gate.wait()
+            yield ev
+
+    async def cancel(self) -> bool:
+        return await self.inner.cancel()
+
+    async def result(self) -> JobResult:
+        return await self.inner.result()
+
+    @property
+    def state(self) -> JobState:
+        return self.inner.state
+
+
+class GatedExecutor(Executor):
+    """The shared real executor, with a gate on every job's terminal event.
+
+    The gate is open unless a test closes it; then the bot sees a job's progress but not its
+    end, so a test can wait for a progress edit to appear (a condition) instead of hoping the
+    job is slow enough for one (a timing assumption that fails on a fast CPU).
+    """
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def submit(self, job: Job) -> JobHandle:
+        return _HeldHandle(await self.inner.submit(job), self.gate)
+
+    def get(self, job_id: str) -> JobHandle | None:
+        return self.inner.get(job_id)
+
+    def queue(self) -> list[QueueEntry]:
+        return self.inner.queue()
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self.inner.workers()
+
+    async def shutdown(self, grace: float = 30.0) -> list[Job]:
+        return await self.inner.shutdown(grace)
+
+    def __getattr__(self, name: str) -> Any:  # backend extras, e.g. worker_pids()
+        return getattr(self.inner, name)
+
+
 class BotEnv:
     """One fake Discord plus the bots a test starts against it (same data dir unless told)."""
 
     def __init__(self, fd: FakeDiscord, data_dir: Path, executor: Executor) -> None:
         self.fd = fd
         self.data_dir = data_dir
-        self.executor = executor
+        self.executor = GatedExecutor(executor)
         self.bot: StyleBot | None = None
         self._stack = contextlib.AsyncExitStack()
         self._bots: list[tuple[StyleBot, contextlib.AbstractAsyncContextManager[Any]]] = []
@@ -124,6 +182,13 @@ class BotEnv:
 
     # -- driving -------------------------------------------------------------------------
 
+    def hold_results(self) -> None:
+        """Jobs of bots on the shared executor report progress but not their end until `release_results`."""
+        self.executor.gate.clear()
+
+    def release_results(self) -> None:
+        self.executor.gate.set()
+
     def add_member(self, name: str) -> Member:
         st = self.fd.state
         return st.add_member(self.fd.guild, st.add_user(name, global_name=name.title()))
@@ -149,6 +214,17 @@ class BotEnv:
         return await self.fd.wait_for_original(
             inter, lambda m: "**Done**" in m.content and bool(m.attachments), timeout=timeout
         )
+
+    async def wait_edit_with_file(self, inter: Interaction, filename: str, timeout: float = JOB_TIMEOUT) -> None:
+        """Some edit of the interaction's message has carried a file named `filename`."""
+
+        def check() -> bool:
+            msg = self.fd.original_message(inter)
+            return msg is not None and any(
+                any(f.filename == filename for f in r.files) for r in self.edits_of(msg.id)
+            )
+
+        await self.fd._wait_until(check, timeout, f"an edit of {inter.id} with {filename}")
 
     async def wait_text(self, inter: Interaction, text: str, timeout: float = JOB_TIMEOUT) -> Message:
         return await self.fd.wait_for_original(inter, lambda m: text in m.content, timeout=timeout)
@@ -240,6 +316,7 @@ async def bot_env(style_executor: Executor, tmp_path: Path) -> AsyncIterator[Bot
         try:
             yield e
         finally:
+            e.release_results()
             await e.close()
 
 

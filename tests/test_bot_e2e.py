@@ -18,6 +18,7 @@ pytest.register_assert_rewrite("bot_fixtures")
 from bot_fixtures import (  # noqa: E402
     CONTENT,
     EDIT_INTERVAL,
+    JOB_TIMEOUT,
     STYLE,
     BotEnv,
     assert_throttled,
@@ -35,12 +36,16 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def test_stylize_end_to_end_with_progress_preview_and_result(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     bot = await bot_env.start_bot()
+    bot_env.hold_results()  # however fast this CPU is, the job's progress is shown before its end
     inter = await bot_env.stylize(size=48, steps=12)
 
     # Acknowledged at once with a public "thinking" deferral.
     await fd.wait_for_response(inter, timeout=3.0)
     assert inter.response_type == 5 and not inter.ephemeral
 
+    await fd.wait_for_original(inter, lambda m: "step 12/12" in m.content, timeout=JOB_TIMEOUT)
+    await bot_env.wait_edit_with_file(inter, "preview.jpg")
+    bot_env.release_results()
     msg = await bot_env.wait_done(inter)
     job_id = job_id_of(msg)
 
@@ -96,6 +101,7 @@ async def test_reply_flow_and_two_attachment_mention(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     await bot_env.start_bot()
     mention = f"<@{fd.bot_user.id}>"
+    bot_env.hold_results()
     photo = await fd.post_message(author=fd.member, content="my cat", attachments=[("cat.png", CONTENT)])
     ask = await fd.post_message(
         author=fd.member,
@@ -112,6 +118,11 @@ async def test_reply_flow_and_two_attachment_mention(bot_env: BotEnv) -> None:
             and bool(m.attachments)
         )
 
+    def progress_for(request_id: int):
+        return lambda m: (m.reference or {}).get("message_id") == str(request_id) and "step " in m.content
+
+    await fd.wait_for_message(fd.channel, progress_for(ask.id), timeout=120)
+    bot_env.release_results()
     msg = await fd.wait_for_message(fd.channel, result_for(ask.id), timeout=120)
     img = image_of(msg.attachments[0].data)
     assert img.size == (48, 36)  # the replied-to photo is the content, at the server default size

@@ -19,7 +19,9 @@ pytest.register_assert_rewrite("bot_fixtures")
 
 from bot_fixtures import BotEnv, assert_throttled, image_of, job_id_of  # noqa: E402
 
+from stylecore.executors.worker import plan_of  # noqa: E402
 from stylecore.memory import estimate_job_bytes, max_side_for  # noqa: E402
+from stylecore.options import StyleOptions  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -270,12 +272,15 @@ async def test_worker_killed_mid_job_tells_the_user_and_the_bot_carries_on(bot_e
 
 
 async def test_a_job_over_the_memory_limit_runs_smaller_and_the_messages_say_so(bot_env: BotEnv) -> None:
-    # A limit that holds a 32 px job but not the 48 px default (CPU runs in fp32, NCHW).
-    limit = estimate_job_bytes(32, 24, dtype_bytes=4, channels_last=False)
-    assert estimate_job_bytes(48, 36, dtype_bytes=4, channels_last=False) > limit
+    # A limit that holds a 32 px job but not the 48 px default, in the precision the worker will
+    # plan (bf16 where this CPU has bf16 units or STYLECORE_FAST=1 says so, else fp32).
+    plan = plan_of(StyleOptions(device="cpu"))
+    precision = {"dtype_bytes": plan.activation_bytes, "channels_last": plan.channels_last}
+    limit = estimate_job_bytes(32, 24, **precision)
+    assert estimate_job_bytes(48, 36, **precision) > limit
     await bot_env.start_bot(own_executor=True, memory_limit=limit)
     # Admins see what fits before anyone runs a job, and that the server's limit is above it.
-    fits = max_side_for(limit, 0.75, 1, dtype_bytes=4, channels_last=False)
+    fits = max_side_for(limit, 0.75, 1, **precision)
     assert 32 <= fits < 48
     status = await bot_env.wait_ephemeral(await bot_env.fd.slash_command("stylebot status", user=bot_env.fd.moderator))
     assert f"cpu · ready · jobs up to {fits} px fit in {limit / 2**30:.1f} GiB" in status

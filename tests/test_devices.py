@@ -19,6 +19,7 @@ from stylecore.devices import autocast, plan_for
 
 
 def test_cuda_gets_bf16_autocast_channels_last_and_cudnn_benchmark(monkeypatch):
+    monkeypatch.delenv("STYLECORE_FAST", raising=False)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored after the test
     plan = plan_for(torch.device("cuda"))
     assert plan.autocast_dtype == torch.bfloat16 and plan.channels_last
@@ -30,11 +31,29 @@ def test_cuda_gets_bf16_autocast_channels_last_and_cudnn_benchmark(monkeypatch):
 
 @pytest.mark.parametrize("has_bf16", [False, True])
 def test_cpu_uses_bf16_only_with_bf16_units_and_never_channels_last(monkeypatch, has_bf16):
+    monkeypatch.delenv("STYLECORE_FAST", raising=False)
     monkeypatch.setattr(devices_mod, "cpu_has_fast_bf16", lambda: has_bf16)
     plan = plan_for(torch.device("cpu"))
     assert plan.autocast_dtype == (torch.bfloat16 if has_bf16 else None)
     assert not plan.channels_last
     assert plan_for(torch.device("cpu"), fast=False).autocast_dtype is None
+
+
+@pytest.mark.parametrize("has_bf16", [False, True])
+def test_stylecore_fast_forces_either_path_whatever_the_cpu(monkeypatch, has_bf16):
+    monkeypatch.setattr(devices_mod, "cpu_has_fast_bf16", lambda: has_bf16)
+    monkeypatch.setenv("STYLECORE_FAST", "1")
+    forced = plan_for(torch.device("cpu"))
+    assert forced.autocast_dtype == torch.bfloat16 and forced.activation_bytes == 2
+    assert plan_for(torch.device("cpu"), fast=False).autocast_dtype is None  # the reference path stays fp32
+    monkeypatch.setenv("STYLECORE_FAST", "0")
+    assert plan_for(torch.device("cpu")).autocast_dtype is None and plan_for(torch.device("cpu")).activation_bytes == 4
+    assert plan_for(torch.device("cuda")).autocast_dtype is None
+    monkeypatch.setenv("STYLECORE_FAST", "auto")
+    assert plan_for(torch.device("cpu")).autocast_dtype == (torch.bfloat16 if has_bf16 else None)
+    monkeypatch.setenv("STYLECORE_FAST", "maybe")
+    with pytest.raises(ValueError, match="STYLECORE_FAST"):
+        plan_for(torch.device("cpu"))
 
 
 class _Spy(torch.nn.Module):
@@ -53,6 +72,7 @@ class _Spy(torch.nn.Module):
 @pytest.mark.parametrize("has_bf16", [False, True])
 def test_the_engine_runs_the_network_under_the_plan_it_was_given(monkeypatch, vgg, content_img, style_img,
                                                                   has_bf16):
+    monkeypatch.delenv("STYLECORE_FAST", raising=False)
     monkeypatch.setattr(devices_mod, "cpu_has_fast_bf16", lambda: has_bf16)
     spy = _Spy(vgg)
     res = stylize(content_img, style_img, StyleOptions(size=32, steps=1, scales=1, device="cpu"), model=spy)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from stylecore.executors import Job, JobEvent
 from stylecore.executors import worker as worker_mod
-from stylecore.executors.worker import WorkerSettings, is_oom, memory_budget, run_job
+from stylecore.executors.worker import WorkerSettings, is_oom, memory_budget, plan_of, run_job
 from stylecore.options import StyleOptions
 
 
@@ -73,18 +73,26 @@ def test_memory_budget_is_the_free_gpu_memory_capped_by_the_operators_limit(monk
     assert memory_budget("cuda", WorkerSettings(memory_limit=9 * 2**30)) == 8 * 2**30
 
 
-def test_a_cpu_job_over_the_memory_limit_runs_smaller_or_fails_clearly() -> None:
+@pytest.mark.parametrize("fast", ["0", "1"], ids=["fp32", "bf16"])
+def test_a_cpu_job_over_the_memory_limit_runs_smaller_or_fails_clearly(monkeypatch: pytest.MonkeyPatch,
+                                                                        fast: str) -> None:
+    """Both precision paths, whatever this CPU has: the limit is sized from the plan the worker uses."""
     from stylecore.memory import estimate_job_bytes
 
-    limit = estimate_job_bytes(24, 18, dtype_bytes=4, channels_last=False)
+    monkeypatch.setenv("STYLECORE_FAST", fast)
+    job = make_job("ivy", steps=2)
+    plan = plan_of(job.options)
+    assert plan.activation_bytes == (2 if fast == "1" else 4)
+    limit = estimate_job_bytes(24, 18, dtype_bytes=plan.activation_bytes, channels_last=plan.channels_last)
+    assert estimate_job_bytes(32, 24, dtype_bytes=plan.activation_bytes, channels_last=plan.channels_last) > limit
     events: list[JobEvent] = []
-    end = run_job(make_job("ivy", steps=2), events.append, lambda: False,
-                  WorkerSettings(device="cpu", memory_limit=limit))
+    end = run_job(job, events.append, lambda: False, WorkerSettings(device="cpu", memory_limit=limit))
     assert end.kind == "done", end.error
     assert 16 <= max(end.result.width, end.result.height) < 32
     start = next(e for e in events if e.kind == "started")
     assert start.note is not None and start.note.endswith("instead of 32 px: not enough memory")
     assert start.note in end.result.notes
+    assert end.result.device == ("cpu+bfloat16" if fast == "1" else "cpu")
     tiny = run_job(make_job("ivy", steps=2), events.append, lambda: False,
                    WorkerSettings(device="cpu", memory_limit=2**20))
     assert tiny.kind == "failed" and tiny.reason == "oom" and "not enough memory for even a 16 px job" in tiny.error

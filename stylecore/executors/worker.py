@@ -114,7 +114,7 @@ def memory_budget(device: str, settings: WorkerSettings) -> int | None:
     return limit if free is None else free if limit is None else min(free, limit)
 
 
-def _plan(options: StyleOptions) -> DevicePlan:
+def plan_of(options: StyleOptions) -> DevicePlan:
     """The device plan the engine will choose for these options."""
     import torch
 
@@ -125,12 +125,12 @@ def _plan(options: StyleOptions) -> DevicePlan:
 
 def _precision(options: StyleOptions) -> tuple[int, bool]:
     """(activation bytes, channels_last) of the plan the engine will choose for these options."""
-    plan = _plan(options)
-    return (2 if plan.autocast_dtype is not None else 4), plan.channels_last
+    plan = plan_of(options)
+    return plan.activation_bytes, plan.channels_last
 
 
 def _memory_name(options: StyleOptions) -> str:
-    return "GPU memory" if _plan(options).device.type == "cuda" else "memory"
+    return "GPU memory" if plan_of(options).device.type == "cuda" else "memory"
 
 
 def _fit(options: StyleOptions, content_size: tuple[int, int], free: int | None,
