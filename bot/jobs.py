@@ -256,8 +256,9 @@ class JobService:
             else:
                 notes = [n for n in map(_user_note, res.notes) if n]
                 if encoded.fmt != "png":
-                    notes.append(f"Sent as {encoded.fmt.upper()} to fit the upload limit "
-                                 f"({rec.filesize_limit // 1024} KB)")
+                    notes.append(
+                        f"Sent as {encoded.fmt.upper()} to fit the upload limit ({rec.filesize_limit // 1024} KB)"
+                    )
                 note = "\n".join(f"-# {n}" for n in dict.fromkeys(notes)) or None
                 text = render.done_text(
                     rec.job_id,

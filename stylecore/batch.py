@@ -74,8 +74,10 @@ def stylize_batch(items: Sequence[BatchItem], *, model: VGGFeatures | None = Non
     if len(jobs) > 1:
         keys = {batch_key(j.content_img.size, j.opts) for j in jobs}
         if None in keys or len(keys) != 1:
-            raise ValueError("jobs in one batch need the same batch_key (size, scales, device, weights, "
-                             "fast flag, and Adam); group them with stylecore.batch.batch_key first")
+            raise ValueError(
+                "jobs in one batch need the same batch_key (size, scales, device, weights, "
+                "fast flag, and Adam); group them with stylecore.batch.batch_key first"
+            )
         if len({j.plan for j in jobs}) != 1:
             raise ValueError("jobs in one batch must resolve to the same device plan")
     first = jobs[0]

@@ -52,16 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("style", nargs="*", help="one or more style images (paintings)")
     ap.add_argument("-o", "--output", help="output file (.png, .jpg or .webp)")
     ap.add_argument("--demo", action="store_true", help="stylise the bundled sample images (offline)")
-    ap.add_argument("--preset", choices=PRESET_NAMES, default="default",
-                    help="starting settings; 'seed' reproduces the original notebook")
+    ap.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        default="default",
+        help="starting settings; 'seed' reproduces the original notebook",
+    )
     defaults = StyleOptions()
     hints = get_type_hints(StyleOptions)
     for name, help_text in _FLAGS.items():
         default = getattr(defaults, name)
         choices = get_args(hints[name]) if get_origin(hints[name]) is Literal else None
         kind = type(default) if isinstance(default, (int, float)) else str
-        ap.add_argument("--" + name.replace("_", "-"), type=kind, choices=choices, default=None,
-                        help=f"{help_text} (default: {default})")
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            choices=choices,
+            default=None,
+            help=f"{help_text} (default: {default})",
+        )
     ap.add_argument("--style-blend", type=float, nargs="+", help="weights of several style images")
     ap.add_argument("--no-fast", action="store_true", help="plain fp32 path even where a faster one exists")
     ap.add_argument("--timelapse", help="also write an animated GIF or WebP of the run here")
@@ -110,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
 
     opts = opts.replace(report_every=max(opts.report_every, report_every_for(opts.steps)))
     try:
-        result = stylize(args.content, args.style if len(args.style) > 1 else args.style[0], opts,
-                         on_progress=on_progress if bar is not None else None)
+        result = stylize(
+            args.content,
+            args.style if len(args.style) > 1 else args.style[0],
+            opts,
+            on_progress=on_progress if bar is not None else None,
+        )
     except ImageError as exc:
         print(f"stylize: {exc.user_message} ({exc})", file=sys.stderr)
         return 2
@@ -134,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.timelapse).write_bytes(result.timelapse)
     s = result.stats
     print(f"wrote {out} ({s.size[0]}x{s.size[1]}) in {s.seconds:.1f}s, {s.steps} steps on {s.device}")
-    print(f"loss: total {s.total_loss:.6g}  content {s.content_loss:.6g}  style {s.style_loss:.6g}  "
-          f"tv {s.tv_loss:.6g}")
+    print(f"loss: total {s.total_loss:.6g}  content {s.content_loss:.6g}  style {s.style_loss:.6g}  tv {s.tv_loss:.6g}")
     return 0
 
 

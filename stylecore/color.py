@@ -66,9 +66,7 @@ def luminance_transfer(stylized: torch.Tensor, content: torch.Tensor) -> torch.T
     _check_image_batch("stylized", stylized)
     _check_image_batch("content", content)
     if content.shape[0] not in (1, stylized.shape[0]):
-        raise ValueError(
-            f"content batch {content.shape[0]} does not match stylized batch {stylized.shape[0]}"
-        )
+        raise ValueError(f"content batch {content.shape[0]} does not match stylized batch {stylized.shape[0]}")
     content = content.to(device=stylized.device, dtype=stylized.dtype)
     if content.shape[-2:] != stylized.shape[-2:]:
         content = F.interpolate(

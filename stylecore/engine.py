@@ -188,8 +188,14 @@ class _Job:
     is stepped on its own or stacked with other jobs.
     """
 
-    def __init__(self, content: ImageSource, style: ImageSource | Sequence[ImageSource],
-                 options: StyleOptions | None, on_progress: ProgressFn | None, should_cancel: CancelFn | None):
+    def __init__(
+        self,
+        content: ImageSource,
+        style: ImageSource | Sequence[ImageSource],
+        options: StyleOptions | None,
+        on_progress: ProgressFn | None,
+        should_cancel: CancelFn | None,
+    ):
         self.opts = opts = (options or StyleOptions()).validate()
         self.t0 = time.perf_counter()
         self.content_img = _as_image(content)
@@ -253,8 +259,9 @@ class _Job:
 
     def cancelled(self) -> Cancelled:
         partial = _finish(self.u.detach() * self.lr_scale, self.opts, self.targets.content_image)
-        return Cancelled(StyleResult(partial, _stats(self.step_global, self.t0, self.terms, self.final, self.plan,
-                                                     cancelled=True)))
+        return Cancelled(
+            StyleResult(partial, _stats(self.step_global, self.t0, self.terms, self.final, self.plan, cancelled=True))
+        )
 
     def after_step(self, terms: tuple[torch.Tensor, ...]) -> None:
         """Everything after the optimiser's update: clamp, EMA, counters, progress and previews.
@@ -287,10 +294,18 @@ class _Job:
         if self.on_progress is not None and (step % opts.report_every == 0 or last or due_preview):
             elapsed = time.perf_counter() - self.t0
             eta = elapsed * (self.total_work - self.done_work) / self.done_work if self.done_work else None
-            self.on_progress(ProgressEvent(
-                step=step, total=opts.steps, scale=self.scale_idx + 1, scales=len(self.sizes),
-                loss=float(terms[0]), elapsed=elapsed, eta=eta, preview=preview,
-            ))
+            self.on_progress(
+                ProgressEvent(
+                    step=step,
+                    total=opts.steps,
+                    scale=self.scale_idx + 1,
+                    scales=len(self.sizes),
+                    loss=float(terms[0]),
+                    elapsed=elapsed,
+                    eta=eta,
+                    preview=preview,
+                )
+            )
 
     def result(self) -> StyleResult:
         """The final image with its losses measured on it (one more forward, as a B = 1 stack)."""
@@ -311,8 +326,9 @@ JobOutcome = StyleResult | Cancelled
 FinishFn = Callable[[JobOutcome], None]
 
 
-def _run_jobs(jobs: Sequence[_Job], model: VGGFeatures,
-              on_finish: Sequence[FinishFn | None] | None = None) -> list[JobOutcome]:
+def _run_jobs(
+    jobs: Sequence[_Job], model: VGGFeatures, on_finish: Sequence[FinishFn | None] | None = None
+) -> list[JobOutcome]:
     """Step every job to its end: jobs at the same scale size share one forward/backward per step.
 
     A job leaves as soon as it has run its steps or its `should_cancel` says so; the rest go on.
@@ -349,8 +365,11 @@ def _run_jobs(jobs: Sequence[_Job], model: VGGFeatures,
             key = tuple((i, jobs[i].scale_idx) for i in members)
             objective = stacks.get(key)
             if objective is None:
-                objective = group[0].objective if len(group) == 1 else _Objective(
-                    model, [(j.targets, j.opts) for j in group], group[0].plan)
+                objective = (
+                    group[0].objective
+                    if len(group) == 1
+                    else _Objective(model, [(j.targets, j.opts) for j in group], group[0].plan)
+                )
             live[key] = objective
             for j, terms in zip(group, _adam_step(group, objective), strict=True):
                 j.after_step(terms)
@@ -390,8 +409,15 @@ def stylize(
 def _make_optimizer(opts: StyleOptions, param: torch.Tensor, plan: DevicePlan) -> torch.optim.Optimizer:
     if opts.optimizer == "lbfgs":
         # The run decides when to stop (a step budget), so no tolerance may end it early.
-        return torch.optim.LBFGS([param], lr=opts.lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe",
-                                 tolerance_grad=0.0, tolerance_change=0.0)
+        return torch.optim.LBFGS(
+            [param],
+            lr=opts.lr,
+            max_iter=1,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
     # On the CUDA fast path the fused kernel is one launch per step instead of several and keeps
     # its step count on the device; the fp32 reference path keeps torch's default implementation.
     fused = plan.device.type == "cuda" and plan.autocast_dtype is not None
@@ -416,8 +442,9 @@ def _adam_step(group: Sequence[_Job], objective: _Objective) -> list[tuple[torch
     return [tuple(r[k] for r in rows) for k in range(len(group))]
 
 
-def _lbfgs_step(optim: torch.optim.Optimizer, objective: _Objective, u: torch.Tensor,
-                scale: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _lbfgs_step(
+    optim: torch.optim.Optimizer, objective: _Objective, u: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
     """L-BFGS evaluates the loss several times per step, so it never shares a stack."""
     holder: list[tuple[torch.Tensor, ...]] = []
 
@@ -454,12 +481,25 @@ def _finish(image: torch.Tensor, opts: StyleOptions, content: torch.Tensor) -> I
     return tensor_to_image(img.cpu())
 
 
-def _stats(steps: int, t0: float, terms: tuple[torch.Tensor, ...], size: tuple[int, int], plan: DevicePlan,
-           cancelled: bool = False) -> RunStats:
+def _stats(
+    steps: int,
+    t0: float,
+    terms: tuple[torch.Tensor, ...],
+    size: tuple[int, int],
+    plan: DevicePlan,
+    cancelled: bool = False,
+) -> RunStats:
     vals = [float(t) for t in terms] if terms else [math.nan] * 4
     return RunStats(
-        steps=steps, seconds=time.perf_counter() - t0, total_loss=vals[0], content_loss=vals[1],
-        style_loss=vals[2], tv_loss=vals[3], size=size, device=plan.label, cancelled=cancelled,
+        steps=steps,
+        seconds=time.perf_counter() - t0,
+        total_loss=vals[0],
+        content_loss=vals[1],
+        style_loss=vals[2],
+        tv_loss=vals[3],
+        size=size,
+        device=plan.label,
+        cancelled=cancelled,
     )
 
 

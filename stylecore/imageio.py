@@ -44,7 +44,15 @@ _TINY_SIDE = 16
 # What Pillow's decoders raise on corrupt data: file-level errors plus the parsing errors
 # some plugins let escape (struct, zlib, index/key lookups into malformed tables).
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, EOFError, SyntaxError, ValueError, struct.error, zlib.error, IndexError, KeyError, TypeError,
+    OSError,
+    EOFError,
+    SyntaxError,
+    ValueError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    KeyError,
+    TypeError,
 )
 
 
@@ -107,8 +115,7 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> ImageTooLarge:
     )
 
 
-def _read_source(source: bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO,
-                 max_bytes: int) -> bytes:
+def _read_source(source: bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO, max_bytes: int) -> bytes:
     """Get the raw bytes without ever holding more than `max_bytes + 1` of them.
 
     Paths are checked with stat() first and streams are read with a cap, so a huge
@@ -164,9 +171,7 @@ def load_image(
             im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
-            raise ImageTooLarge(
-                str(exc), f"That image is too large; the limit is {limit / 1e6:g} megapixels."
-            ) from exc
+            raise ImageTooLarge(str(exc), f"That image is too large; the limit is {limit / 1e6:g} megapixels.") from exc
         except UnidentifiedImageError as exc:
             raise NotAnImage(str(exc)) from exc
         except _DECODE_ERRORS as exc:

@@ -80,8 +80,9 @@ def conv_flops(width: int, height: int) -> int:
     return total
 
 
-def saved_activation_bytes(width: int, height: int, batch: int = 1, dtype_bytes: int = 2,
-                           channels_last: bool = True, tv: bool = True) -> int:
+def saved_activation_bytes(
+    width: int, height: int, batch: int = 1, dtype_bytes: int = 2, channels_last: bool = True, tv: bool = True
+) -> int:
     """Bytes autograd keeps between the forward and backward pass of one optimisation step.
 
     `dtype_bytes` is the network's activation precision (2 under bf16 autocast, 4 in fp32).
@@ -111,8 +112,16 @@ def saved_activation_bytes(width: int, height: int, batch: int = 1, dtype_bytes:
     return per * batch
 
 
-def estimate_job_bytes(width: int, height: int, batch: int = 1, dtype_bytes: int = 2, channels_last: bool = True,
-                       *, style_scale: float = 1.0, safety: float = SAFETY) -> int:
+def estimate_job_bytes(
+    width: int,
+    height: int,
+    batch: int = 1,
+    dtype_bytes: int = 2,
+    channels_last: bool = True,
+    *,
+    style_scale: float = 1.0,
+    safety: float = SAFETY,
+) -> int:
     """Peak device bytes for `batch` jobs of `width`x`height` stepping together, network included.
 
     The peak is the larger of two phases that never overlap: the optimisation step (saved
@@ -137,8 +146,16 @@ def estimate_job_bytes(width: int, height: int, batch: int = 1, dtype_bytes: int
     return math.ceil(peak * safety)
 
 
-def max_side_for(free_bytes: int, aspect: float = 1.0, batch: int = 1, dtype_bytes: int = 2,
-                 channels_last: bool = True, *, style_scale: float = 1.0, limit: int = 4096) -> int:
+def max_side_for(
+    free_bytes: int,
+    aspect: float = 1.0,
+    batch: int = 1,
+    dtype_bytes: int = 2,
+    channels_last: bool = True,
+    *,
+    style_scale: float = 1.0,
+    limit: int = 4096,
+) -> int:
     """The largest long side (px) whose job fits in `free_bytes`; 0 if not even 16 px fits.
 
     `aspect` is short side / long side (1 = square, 0.75 = 4:3); any orientation gives the
@@ -162,9 +179,16 @@ def max_side_for(free_bytes: int, aspect: float = 1.0, batch: int = 1, dtype_byt
     return lo
 
 
-def fit_options(options: StyleOptions, content_size: tuple[int, int], free_bytes: int, *, batch: int = 1,
-                dtype_bytes: int = 2, channels_last: bool = True,
-                memory: str = "GPU memory") -> tuple[StyleOptions, str | None]:
+def fit_options(
+    options: StyleOptions,
+    content_size: tuple[int, int],
+    free_bytes: int,
+    *,
+    batch: int = 1,
+    dtype_bytes: int = 2,
+    channels_last: bool = True,
+    memory: str = "GPU memory",
+) -> tuple[StyleOptions, str | None]:
     """`options` unchanged when the job fits in `free_bytes`, else shrunk to fit with a note.
 
     Returns the options to run with and the note for the user (None when nothing changed),
@@ -178,8 +202,15 @@ def fit_options(options: StyleOptions, content_size: tuple[int, int], free_bytes
     if need <= free_bytes:
         return options, None
     long_side, short_side = max(w, h), min(w, h)
-    side = max_side_for(free_bytes, short_side / long_side, batch, dtype_bytes, channels_last,
-                        style_scale=options.style_scale, limit=long_side)
+    side = max_side_for(
+        free_bytes,
+        short_side / long_side,
+        batch,
+        dtype_bytes,
+        channels_last,
+        style_scale=options.style_scale,
+        limit=long_side,
+    )
     # options.size names the long or the short side; scale it by what the long side may be.
     size = math.floor(options.size * side / long_side)
     if side == 0 or size < 16:

@@ -18,11 +18,22 @@ from stylecore.weights import InputConvention, WeightsError, load_weights
 # Layer names follow the paper; each names the ReLU output after that convolution, which is
 # what the notebook actually read (torchvision's in-place ReLU overwrote the stored conv output).
 _CONV_INDEX: dict[str, int] = {
-    "conv1_1": 0, "conv1_2": 2,
-    "conv2_1": 5, "conv2_2": 7,
-    "conv3_1": 10, "conv3_2": 12, "conv3_3": 14, "conv3_4": 16,
-    "conv4_1": 19, "conv4_2": 21, "conv4_3": 23, "conv4_4": 25,
-    "conv5_1": 28, "conv5_2": 30, "conv5_3": 32, "conv5_4": 34,
+    "conv1_1": 0,
+    "conv1_2": 2,
+    "conv2_1": 5,
+    "conv2_2": 7,
+    "conv3_1": 10,
+    "conv3_2": 12,
+    "conv3_3": 14,
+    "conv3_4": 16,
+    "conv4_1": 19,
+    "conv4_2": 21,
+    "conv4_3": 23,
+    "conv4_4": 25,
+    "conv5_1": 28,
+    "conv5_2": 30,
+    "conv5_3": 32,
+    "conv5_4": 34,
 }
 LAYER_NAMES: tuple[str, ...] = tuple(_CONV_INDEX)
 
@@ -44,8 +55,29 @@ class Normalize(nn.Module):
 
 
 # torchvision's vgg19 "E" configuration: channels per conv, "M" for a 2x2 max pool.
-_VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-                                     512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+_VGG19_CFG: tuple[int | str, ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 def vgg19_features_layout() -> nn.Sequential:

@@ -74,6 +74,7 @@ class StyleOptions:
 
     def validate(self) -> StyleOptions:
         """Raise OptionsError naming the first bad field; return self for chaining."""
+
         def bad(msg: str) -> OptionsError:
             return OptionsError(msg)
 
@@ -153,9 +154,21 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # The notebook, exactly: short side 400, Adam lr 0.003 in ImageNet-normalised units,
     # 2000 single-scale steps from the content image, no clamping during the run.
     "seed": dict(
-        size=400, size_side="short", steps=2000, content_weight=1.0, style_weight=1e9,
-        style_layer_weights=SEED_STYLE_WEIGHTS, tv_weight=0.0, optimizer="adam", lr=0.003,
-        lr_space="normalized", init="content", scales=1, ema=0.0, clamp=False, style_fit="stretch",
+        size=400,
+        size_side="short",
+        steps=2000,
+        content_weight=1.0,
+        style_weight=1e9,
+        style_layer_weights=SEED_STYLE_WEIGHTS,
+        tv_weight=0.0,
+        optimizer="adam",
+        lr=0.003,
+        lr_space="normalized",
+        init="content",
+        scales=1,
+        ema=0.0,
+        clamp=False,
+        style_fit="stretch",
     ),
     "default": {},
 }
@@ -179,6 +192,7 @@ def report_every_for(steps: int, events: int = 100) -> int:
     would cost a visible share of its speed while nobody can watch 100 updates a second.
     """
     return max(1, steps // max(1, events))
+
 
 __all__ = [
     "CONTENT_LAYER",

@@ -63,9 +63,7 @@ def encode_timelapse(
     if fmt == "gif":
         first.save(buf, "GIF", save_all=True, append_images=rest, duration=durations, loop=0, optimize=False)
     else:
-        first.save(
-            buf, "WEBP", save_all=True, append_images=rest, duration=durations, loop=0, quality=80, method=4
-        )
+        first.save(buf, "WEBP", save_all=True, append_images=rest, duration=durations, loop=0, quality=80, method=4)
     return buf.getvalue()
 
 

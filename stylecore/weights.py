@@ -106,7 +106,7 @@ def load_path(path: str | os.PathLike[str]) -> LoadedWeights:
 
 def _features_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if any(k.startswith("features.") for k in state):
-        return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        return {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     return dict(state)
 
 

@@ -220,9 +220,7 @@ class BotEnv:
 
         def check() -> bool:
             msg = self.fd.original_message(inter)
-            return msg is not None and any(
-                any(f.filename == filename for f in r.files) for r in self.edits_of(msg.id)
-            )
+            return msg is not None and any(any(f.filename == filename for f in r.files) for r in self.edits_of(msg.id))
 
         await self.fd._wait_until(check, timeout, f"an edit of {inter.id} with {filename}")
 

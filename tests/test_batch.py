@@ -43,9 +43,21 @@ def jobs(content_img, style_img):
     return [
         (content_img, style_img, StyleOptions(steps=10, **BASE)),
         (other_content, other_style, StyleOptions(steps=14, lr=0.05, strength=0.5, init="noise", seed=3, **BASE)),
-        (_smooth_image(64, 48, seed=9), [style_img, other_style],
-         StyleOptions(steps=6, lr=0.01, seed=5, ema=0.5, tv_weight=3.0, style_layer_weights=(0, 1, 1, 0, 1),
-                      preserve_colors="luminance", style_blend=(1.0, 2.0), **BASE)),
+        (
+            _smooth_image(64, 48, seed=9),
+            [style_img, other_style],
+            StyleOptions(
+                steps=6,
+                lr=0.01,
+                seed=5,
+                ema=0.5,
+                tv_weight=3.0,
+                style_layer_weights=(0, 1, 1, 0, 1),
+                preserve_colors="luminance",
+                style_blend=(1.0, 2.0),
+                **BASE,
+            ),
+        ),
     ]
 
 
@@ -109,15 +121,31 @@ def test_batch_key_groups_what_can_stack_and_splits_the_rest():
     key = batch_key((128, 96), opts)
     assert key is not None
     # per-job settings do not split a batch
-    for change in (dict(steps=50), dict(lr=0.1), dict(strength=2.0), dict(seed=9), dict(init="noise"),
-                   dict(preserve_colors="luminance"), dict(style_layer_weights=(1, 0, 0, 0, 1)),
-                   dict(tv_weight=1.0), dict(ema=0.9), dict(preview_every=2), dict(style_scale=2.0)):
+    for change in (
+        dict(steps=50),
+        dict(lr=0.1),
+        dict(strength=2.0),
+        dict(seed=9),
+        dict(init="noise"),
+        dict(preserve_colors="luminance"),
+        dict(style_layer_weights=(1, 0, 0, 0, 1)),
+        dict(tv_weight=1.0),
+        dict(ema=0.9),
+        dict(preview_every=2),
+        dict(style_scale=2.0),
+    ):
         assert batch_key((128, 96), opts.replace(**change)) == key, change
     assert batch_key((64, 48), opts) == key  # another input, the same output size
     # what changes the stacked shapes, the network or its precision splits it
-    for size, change in (((96, 128), {}), ((128, 96), dict(size=96)), ((128, 96), dict(scales=1)),
-                         ((128, 96), dict(min_scale_size=16, scales=3)), ((128, 96), dict(device="auto")),
-                         ((128, 96), dict(fast=False)), ((128, 96), dict(weights="torchvision"))):
+    for size, change in (
+        ((96, 128), {}),
+        ((128, 96), dict(size=96)),
+        ((128, 96), dict(scales=1)),
+        ((128, 96), dict(min_scale_size=16, scales=3)),
+        ((128, 96), dict(device="auto")),
+        ((128, 96), dict(fast=False)),
+        ((128, 96), dict(weights="torchvision")),
+    ):
         assert batch_key(size, opts.replace(**change)) != key, (size, change)
     assert batch_key((128, 96), opts.replace(optimizer="lbfgs")) is None  # never stacks
 

@@ -285,8 +285,9 @@ async def test_a_job_over_the_memory_limit_runs_smaller_and_the_messages_say_so(
     status = await bot_env.wait_ephemeral(await bot_env.fd.slash_command("stylebot status", user=bot_env.fd.moderator))
     assert f"cpu · ready · jobs up to {fits} px fit in {limit / 2**30:.1f} GiB" in status
     assert f"`max_size` is above what fits in a worker's memory ({fits} px)" in status
-    set_ = await bot_env.fd.slash_command("stylebot config set", {"setting": "max_size", "value": "64"},
-                                          user=bot_env.fd.moderator)
+    set_ = await bot_env.fd.slash_command(
+        "stylebot config set", {"setting": "max_size", "value": "64"}, user=bot_env.fd.moderator
+    )
     assert f"({fits} px): larger jobs run" in await bot_env.wait_ephemeral(set_)
     inter = await bot_env.stylize(steps=3)
     done = await bot_env.wait_done(inter, timeout=180)

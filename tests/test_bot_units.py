@@ -100,8 +100,15 @@ def test_memory_limit_reaches_the_executor_in_bytes() -> None:
 
 
 def test_status_lines_name_the_card_and_what_fits() -> None:
-    gpu = {"slot": 0, "ready": True, "device": "cuda", "gpu": "NVIDIA H200", "memory_total": 140 * 2**30,
-           "memory_budget": 120 * 2**30, "max_side": 3000}
+    gpu = {
+        "slot": 0,
+        "ready": True,
+        "device": "cuda",
+        "gpu": "NVIDIA H200",
+        "memory_total": 140 * 2**30,
+        "memory_budget": 120 * 2**30,
+        "max_side": 3000,
+    }
     assert render.worker_line(gpu) == "`0` cuda (NVIDIA H200, 140 GiB) · ready · jobs up to 3000 px fit in 120 GiB"
     down = {"slot": 1, "ready": False, "device": "cpu", "max_side": None}
     assert render.worker_line(down) == "`1` cpu · down · no memory cap"

@@ -9,16 +9,18 @@ from PIL import Image
 
 
 def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stylecore", *args], capture_output=True, text=True,
-                          timeout=240, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "stylecore", *args], capture_output=True, text=True, timeout=240, cwd=cwd
+    )
 
 
 def test_cli_writes_the_image_and_reports_losses(tmp_path, content_img, style_img):
     c, s, out = tmp_path / "c.png", tmp_path / "s.jpg", tmp_path / "out.png"
     content_img.save(c)
     style_img.save(s)
-    proc = _run(str(c), str(s), "-o", str(out), "--size", "40", "--steps", "3", "--scales", "1",
-                "--device", "cpu", "-q")
+    proc = _run(
+        str(c), str(s), "-o", str(out), "--size", "40", "--steps", "3", "--scales", "1", "--device", "cpu", "-q"
+    )
     assert proc.returncode == 0, proc.stderr
     assert Image.open(out).size == (40, 30)
     assert "loss: total" in proc.stdout and "3 steps on cpu" in proc.stdout

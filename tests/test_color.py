@@ -68,8 +68,9 @@ def test_match_color_moves_mean_and_covariance_to_target() -> None:
     g = torch.Generator().manual_seed(5)
     # Source: wide, strongly correlated colours; target: a narrow, differently tinted palette.
     base = torch.rand(1, 1, 40, 30, generator=g)
-    source = torch.cat([base, 0.8 * base + 0.2 * torch.rand(1, 1, 40, 30, generator=g),
-                        torch.rand(1, 1, 40, 30, generator=g)], dim=1)
+    source = torch.cat(
+        [base, 0.8 * base + 0.2 * torch.rand(1, 1, 40, 30, generator=g), torch.rand(1, 1, 40, 30, generator=g)], dim=1
+    )
     spread = 0.06 * (torch.rand(1, 3, 20, 25, generator=g) - 0.5)
     target = torch.tensor([0.6, 0.4, 0.3]).view(1, 3, 1, 1) + spread
     target[:, 1] += 0.5 * (target[:, 0] - 0.6)  # give the target some covariance of its own

@@ -70,8 +70,7 @@ class _Spy(torch.nn.Module):
 
 
 @pytest.mark.parametrize("has_bf16", [False, True])
-def test_the_engine_runs_the_network_under_the_plan_it_was_given(monkeypatch, vgg, content_img, style_img,
-                                                                  has_bf16):
+def test_the_engine_runs_the_network_under_the_plan_it_was_given(monkeypatch, vgg, content_img, style_img, has_bf16):
     monkeypatch.delenv("STYLECORE_FAST", raising=False)
     monkeypatch.setattr(devices_mod, "cpu_has_fast_bf16", lambda: has_bf16)
     spy = _Spy(vgg)
@@ -126,7 +125,7 @@ def _loop_window(log: list[str]) -> list[str]:
     """From the first optimiser step to the last progress event, without the steps."""
     first = log.index("step")
     last = max(i for i, x in enumerate(log) if x.startswith("progress"))
-    return [x for x in log[first:last + 1] if x != "step"]
+    return [x for x in log[first : last + 1] if x != "step"]
 
 
 def test_the_step_loop_syncs_only_for_a_due_progress_event(sync_log, vgg, content_img, style_img):
@@ -138,14 +137,31 @@ def test_the_step_loop_syncs_only_for_a_due_progress_event(sync_log, vgg, conten
 
 
 def test_a_batch_syncs_only_for_each_jobs_due_events(sync_log, vgg, content_img, style_img):
-    a = BatchItem(content_img, style_img, StyleOptions(size=32, steps=10, scales=1, report_every=5, device="cpu"),
-                  on_progress=lambda e: sync_log.append(f"progress_a{e.step}"))
-    b = BatchItem(content_img, style_img, StyleOptions(size=32, steps=8, scales=1, report_every=4, seed=2,
-                                                       lr=0.05, device="cpu"),
-                  on_progress=lambda e: sync_log.append(f"progress_b{e.step}"),
-                  on_finish=lambda r: sync_log.append("end_b"))
+    a = BatchItem(
+        content_img,
+        style_img,
+        StyleOptions(size=32, steps=10, scales=1, report_every=5, device="cpu"),
+        on_progress=lambda e: sync_log.append(f"progress_a{e.step}"),
+    )
+    b = BatchItem(
+        content_img,
+        style_img,
+        StyleOptions(size=32, steps=8, scales=1, report_every=4, seed=2, lr=0.05, device="cpu"),
+        on_progress=lambda e: sync_log.append(f"progress_b{e.step}"),
+        on_finish=lambda r: sync_log.append("end_b"),
+    )
     stylize_batch([a, b], model=vgg)
     assert sync_log.count("step") == 18  # one per job per step, through shared forward passes
     # b's result reads its four loss terms once, as it leaves the batch; a goes on untouched
-    assert _loop_window(sync_log) == ["sync", "progress_b4", "sync", "progress_a5",
-                                      "sync", "progress_b8", *["sync"] * 4, "end_b", "sync", "progress_a10"]
+    assert _loop_window(sync_log) == [
+        "sync",
+        "progress_b4",
+        "sync",
+        "progress_a5",
+        "sync",
+        "progress_b8",
+        *["sync"] * 4,
+        "end_b",
+        "sync",
+        "progress_a10",
+    ]

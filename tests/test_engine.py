@@ -44,8 +44,7 @@ def test_a_short_run_lowers_the_loss_and_moves_towards_the_style(vgg, content_im
 
 def test_progress_events_arrive_in_order_with_previews(vgg, content_img, style_img):
     events = []
-    opts = StyleOptions(steps=8, preview_every=3, preview_size=32, size=64, scales=2, min_scale_size=32,
-                        device="cpu")
+    opts = StyleOptions(steps=8, preview_every=3, preview_size=32, size=64, scales=2, min_scale_size=32, device="cpu")
     stylize(content_img, style_img, opts, on_progress=events.append, model=vgg)
     assert [e.step for e in events] == list(range(1, 9))
     assert all(e.total == 8 for e in events)
@@ -72,8 +71,14 @@ def test_cancel_stops_within_one_step(vgg, content_img, style_img):
         return len(seen) >= 3
 
     with pytest.raises(Cancelled) as err:
-        stylize(content_img, style_img, StyleOptions(steps=50, **TINY), on_progress=seen.append,
-                should_cancel=should_cancel, model=vgg)
+        stylize(
+            content_img,
+            style_img,
+            StyleOptions(steps=50, **TINY),
+            on_progress=seen.append,
+            should_cancel=should_cancel,
+            model=vgg,
+        )
     assert len(seen) == 3  # asked before step 4, stopped before running it
     partial = err.value.partial
     assert partial is not None and partial.stats.cancelled and partial.stats.steps == 3
@@ -116,8 +121,12 @@ def test_same_seed_same_image_and_noise_init_depends_on_seed(vgg, content_img, s
 
 def test_inputs_as_bytes_and_several_styles(vgg, content_img, style_img, png_bytes):
     other = style_img.transpose(Image.Transpose.ROTATE_90)
-    res = stylize(png_bytes(content_img), [png_bytes(style_img), other],
-                  StyleOptions(steps=3, style_blend=(2.0, 1.0), **TINY), model=vgg)
+    res = stylize(
+        png_bytes(content_img),
+        [png_bytes(style_img), other],
+        StyleOptions(steps=3, style_blend=(2.0, 1.0), **TINY),
+        model=vgg,
+    )
     assert res.image.size == (64, 48)
     with pytest.raises(ValueError, match="style_blend"):
         stylize(content_img, [style_img, other], StyleOptions(steps=1, style_blend=(1.0,), **TINY), model=vgg)
@@ -144,8 +153,13 @@ def test_lbfgs_keeps_making_progress(vgg, content_img, style_img):
     # In the notebook's units (losses ~1e19) torch's L-BFGS stalled after a few steps: its curvature
     # pairs were rejected and the line search collapsed to t=0. The engine rescales the problem.
     losses = []
-    stylize(content_img, style_img, StyleOptions(steps=12, optimizer="lbfgs", lr=1.0, **TINY),
-            on_progress=lambda e: losses.append(e.loss), model=vgg)
+    stylize(
+        content_img,
+        style_img,
+        StyleOptions(steps=12, optimizer="lbfgs", lr=1.0, **TINY),
+        on_progress=lambda e: losses.append(e.loss),
+        model=vgg,
+    )
     assert losses[-1] < 0.5 * losses[0]
     assert losses[-1] < losses[-4]  # still moving at the end, not stuck on a plateau
 
@@ -166,8 +180,9 @@ def test_output_size_and_scales():
 
 
 def test_timelapse_is_an_animation(vgg, content_img, style_img):
-    res = stylize(content_img, style_img, StyleOptions(steps=4, lr=0.3, preview_every=1, timelapse="gif", **TINY),
-                  model=vgg)
+    res = stylize(
+        content_img, style_img, StyleOptions(steps=4, lr=0.3, preview_every=1, timelapse="gif", **TINY), model=vgg
+    )
     anim = Image.open(io.BytesIO(res.timelapse))
     assert anim.format == "GIF" and anim.n_frames >= 4
 

@@ -166,8 +166,12 @@ def test_jobs_that_fit_only_one_at_a_time_run_one_after_another(monkeypatch, pai
     ends = run_batch(pair, events.append, lambda jid: False, WorkerSettings(device="cpu"))
     assert [e.batch_size for e in events if e.kind == "started"] == [None, None]
     kinds = [(e.job_id, e.kind) for e in events if e.kind in ("started", "done")]
-    assert kinds == [(pair[0].job_id, "started"), (pair[0].job_id, "done"),
-                     (pair[1].job_id, "started"), (pair[1].job_id, "done")]
+    assert kinds == [
+        (pair[0].job_id, "started"),
+        (pair[0].job_id, "done"),
+        (pair[1].job_id, "started"),
+        (pair[1].job_id, "done"),
+    ]
     for job in pair:
         assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
 
@@ -184,8 +188,12 @@ def test_a_ray_actor_stream_ends_every_job_even_when_the_worker_code_raises():
         raise RuntimeError("boom")
 
     events = list(actor._stream(["a", "b", "c"], work))
-    assert [(e.job_id, e.kind) for e in events] == [("a", "started"), ("a", "cancelled"),
-                                                     ("b", "failed"), ("c", "failed")]
+    assert [(e.job_id, e.kind) for e in events] == [
+        ("a", "started"),
+        ("a", "cancelled"),
+        ("b", "failed"),
+        ("c", "failed"),
+    ]
     assert events[-1].reason == "internal" and "boom" in events[-1].error
 
 
@@ -209,8 +217,14 @@ def ray_cluster() -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             namespace="stylebot-batch-tests")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="stylebot-batch-tests",
+    )
     try:
         yield
     finally:
@@ -223,8 +237,9 @@ def _executor(kind: str, request: pytest.FixtureRequest, **fields: object) -> Di
         # No (fake) GPU per actor: test_executor_contract.py's pool may hold both when its
         # cluster is the one reused here.
         fields = {"ray_num_cpus_per_actor": 0.5, "ray_num_gpus_per_actor": 0, **fields}
-    return make_executor(kind, workers=1, device="cpu", threads_per_worker=1, start_timeout=240.0,
-                         kill_grace=20.0, **fields)
+    return make_executor(
+        kind, workers=1, device="cpu", threads_per_worker=1, start_timeout=240.0, kill_grace=20.0, **fields
+    )
 
 
 KINDS = ["local", pytest.param("ray", marks=pytest.mark.ray)]

@@ -60,11 +60,8 @@ CONTENT = _png(1, 40, 30)
 STYLE = _png(2, 32, 32)
 
 
-def make_job(
-    user: str, steps: int = 4, preview_every: int = 0, content: bytes = CONTENT, **meta: object
-) -> Job:
-    opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu", preview_every=preview_every,
-                        preview_size=24)
+def make_job(user: str, steps: int = 4, preview_every: int = 0, content: bytes = CONTENT, **meta: object) -> Job:
+    opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu", preview_every=preview_every, preview_size=24)
     return Job(content, (STYLE,), opts, user_id=user, meta=dict(meta))
 
 
@@ -94,8 +91,14 @@ async def pool(request: pytest.FixtureRequest) -> AsyncIterator[Pool]:
         ray = pytest.importorskip("ray")
         # Always a fresh local cluster, never one named by $RAY_ADDRESS; fake GPUs so
         # the one-actor-per-GPU code path is the one under test.
-        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-                 namespace="stylebot-tests")
+        ray.init(
+            address="local",
+            num_cpus=2,
+            num_gpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            namespace="stylebot-tests",
+        )
     p = Pool(request.param)
     try:
         yield p

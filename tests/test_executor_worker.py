@@ -74,8 +74,9 @@ def test_memory_budget_is_the_free_gpu_memory_capped_by_the_operators_limit(monk
 
 
 @pytest.mark.parametrize("fast", ["0", "1"], ids=["fp32", "bf16"])
-def test_a_cpu_job_over_the_memory_limit_runs_smaller_or_fails_clearly(monkeypatch: pytest.MonkeyPatch,
-                                                                        fast: str) -> None:
+def test_a_cpu_job_over_the_memory_limit_runs_smaller_or_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, fast: str
+) -> None:
     """Both precision paths, whatever this CPU has: the limit is sized from the plan the worker uses."""
     from stylecore.memory import estimate_job_bytes
 
@@ -93,8 +94,9 @@ def test_a_cpu_job_over_the_memory_limit_runs_smaller_or_fails_clearly(monkeypat
     assert start.note is not None and start.note.endswith("instead of 32 px: not enough memory")
     assert start.note in end.result.notes
     assert end.result.device == ("cpu+bfloat16" if fast == "1" else "cpu")
-    tiny = run_job(make_job("ivy", steps=2), events.append, lambda: False,
-                   WorkerSettings(device="cpu", memory_limit=2**20))
+    tiny = run_job(
+        make_job("ivy", steps=2), events.append, lambda: False, WorkerSettings(device="cpu", memory_limit=2**20)
+    )
     assert tiny.kind == "failed" and tiny.reason == "oom" and "not enough memory for even a 16 px job" in tiny.error
 
 

@@ -425,11 +425,7 @@ async def test_followups_selects_and_autocomplete() -> None:
 
         @pick.autocomplete("colour")
         async def colours(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-            return [
-                app_commands.Choice(name=c, value=c)
-                for c in ("red", "green", "blue")
-                if c.startswith(current)
-            ]
+            return [app_commands.Choice(name=c, value=c) for c in ("red", "green", "blue") if c.startswith(current)]
 
     async with FakeDiscord() as fd:
         bot = make_bot(setup)
@@ -441,11 +437,7 @@ async def test_followups_selects_and_autocomplete() -> None:
             assert original is not None and not original.loading and original.content == "result"
             assert original.attachments[0].data == b"img"
             (extra,) = fd.followups(inter)
-            assert (
-                extra.ephemeral
-                and extra.content == "only you (edited)"
-                and edited.path.endswith(str(extra.id))
-            )
+            assert extra.ephemeral and extra.content == "only you (edited)" and edited.path.endswith(str(extra.id))
 
             ac = await fd.autocomplete("pick", {"colour": "g"}, focused="colour")
             await fd.wait_for_response(ac)
@@ -488,17 +480,13 @@ async def test_prefix_command_rest_surface_and_permissions() -> None:
         bot = make_bot(setup)
         async with fd.running(bot):
             await fd.post_message(content="!hi", author=fd.member)
-            dm = await fd.wait_for_request(
-                "POST", "/channels/{c}/messages", lambda r: r.json["content"] == "psst"
-            )
+            dm = await fd.wait_for_request("POST", "/channels/{c}/messages", lambda r: r.json["content"] == "psst")
             await fd.wait_for_request("DELETE", "/channels/{c}/messages/{m}")
             assert fd.requests_matching("POST", "/channels/{c}/typing")
             assert fd.requests_matching("PUT", "/channels/{c}/messages/{m}/reactions/{e}/@me")
             assert history[:2] == ["hello again", "!hi"]
             assert dm.path != f"/channels/{fd.channel.id}/messages"
-            (deleted,) = [
-                m for m in fd.state.channel_messages(fd.channel.id, include_deleted=True) if m.deleted
-            ]
+            (deleted,) = [m for m in fd.state.channel_messages(fd.channel.id, include_deleted=True) if m.deleted]
             assert deleted.content == "hello again" and "\N{THUMBS UP SIGN}" in deleted.reactions
 
             # permission overwrites and upload limits are enforced like Discord does

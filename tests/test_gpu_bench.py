@@ -19,9 +19,22 @@ def test_gpu_benchmark_smoke_runs_on_cpu_and_writes_every_section(tmp_path):
     out = tmp_path / "gpu.json"
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke", "--device", "cpu",
-         "--seedref", str(tmp_path / "absent_seedref.py"), "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu.py"),
+            "--smoke",
+            "--device",
+            "cpu",
+            "--seedref",
+            str(tmp_path / "absent_seedref.py"),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -34,8 +47,13 @@ def test_gpu_benchmark_smoke_runs_on_cpu_and_writes_every_section(tmp_path):
     for r in rows:
         assert "no seedref" in r["baseline"]
         assert r["fast_steps_per_s"] > 0 and r["baseline_steps_per_s"] > 0 and r["conv_gflop_per_step"] > 0
-        assert {"fast_tflops", "fast_fraction_of_bf16_peak", "ratio_fast_vs_baseline", "peak_bytes",
-                "estimate_bytes_fast"} <= set(r)
+        assert {
+            "fast_tflops",
+            "fast_fraction_of_bf16_peak",
+            "ratio_fast_vs_baseline",
+            "peak_bytes",
+            "estimate_bytes_fast",
+        } <= set(r)
     ag = report["agreement"]
     assert {"scores", "relative_difference", "within_tolerance", "default_job_wall_s"} <= set(ag)
     assert set(ag["scores"]) == {"fp32", "fast"} and all(v["style"] > 0 for v in ag["scores"].values())

@@ -187,8 +187,18 @@ def test_a_running_stack_frees_its_slot_when_its_last_job_ends() -> None:
 
 def test_the_plan_foresees_the_stacks_pick_and_pick_more_form() -> None:
     s = sched(slots=1, max_per_user_running=1)
-    jobs = [("a0", "a", "S"), ("a1", "a", "S"), ("b0", "b", "L"), ("c0", "c", "S"), ("b1", "b", "S"),
-            ("d0", "d", "S"), ("c1", "c", "L"), ("e0", "e", "S"), ("d1", "d", "S"), ("f0", "f", "L")]
+    jobs = [
+        ("a0", "a", "S"),
+        ("a1", "a", "S"),
+        ("b0", "b", "L"),
+        ("c0", "c", "S"),
+        ("b1", "b", "S"),
+        ("d0", "d", "S"),
+        ("c1", "c", "L"),
+        ("e0", "e", "S"),
+        ("d1", "d", "S"),
+        ("f0", "f", "L"),
+    ]
     keys = {j: k for j, _, k in jobs}
     for j, u, k in jobs:
         add(s, j, u, pixels=250_000 if k == "S" else 1_000_000, steps=10)

@@ -41,8 +41,11 @@ def _random_features_state() -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("features_only", [False, True])
 def test_torchvision_layout_pth_round_trip(tmp_path, features_only):
     full = _random_features_state()
-    state = {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")} \
-        if features_only else full
+    state = (
+        {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")}
+        if features_only
+        else full
+    )
     path = tmp_path / "vgg.pth"
     torch.save(state, path)
     model = VGGFeatures(str(path))

@@ -154,8 +154,9 @@ class Backend(abc.ABC):
 class _Handle(JobHandle):
     """One job's state and its event fan-out to any number of independent consumers."""
 
-    def __init__(self, job: Job, pixels: int, loop: asyncio.AbstractEventLoop,
-                 batch_key: Hashable | None = None) -> None:
+    def __init__(
+        self, job: Job, pixels: int, loop: asyncio.AbstractEventLoop, batch_key: Hashable | None = None
+    ) -> None:
         self.job_id = job.job_id
         self.job = job
         self.pixels = pixels
@@ -326,8 +327,15 @@ class Dispatcher(Executor):
         for job_id in self.scheduler.drain():
             h = self._handles[job_id]
             never_started.append(h.job)
-            self._end(h, JobEvent("failed", job_id, error="the bot is shutting down; your job was not "
-                                  "started and will be resubmitted", reason="shutdown"))
+            self._end(
+                h,
+                JobEvent(
+                    "failed",
+                    job_id,
+                    error="the bot is shutting down; your job was not started and will be resubmitted",
+                    reason="shutdown",
+                ),
+            )
         # Running jobs may finish until the deadline...
         while True:
             drivers = [h.driver for h in self._running() if h.driver is not None and not h.driver.done()]
@@ -345,8 +353,9 @@ class Dispatcher(Executor):
         if pending:  # the watchdogs bound this: stop request, kill, abandon
             await asyncio.wait(pending, timeout=2 * self.config.kill_grace + 5)
         for h in list(self._handles.values()):  # nothing may be left hanging
-            self._end(h, JobEvent("failed", h.job_id, reason="shutdown",
-                                  error="the bot shut down before your job finished"))
+            self._end(
+                h, JobEvent("failed", h.job_id, reason="shutdown", error="the bot shut down before your job finished")
+            )
         for t in self._tasks:
             t.cancel()
         await self.backend.close()
@@ -364,8 +373,12 @@ class Dispatcher(Executor):
         if job.job_id in self._handles or job.job_id in self._finished:
             raise ValueError(f"job id {job.job_id} was already submitted")
         size = _input_size(job)
-        h = _Handle(job, _input_pixels(job, size), asyncio.get_running_loop(),
-                    _batch_key(job, size, self.config.device) if self.max_batch > 1 else None)
+        h = _Handle(
+            job,
+            _input_pixels(job, size),
+            asyncio.get_running_loop(),
+            _batch_key(job, size, self.config.device) if self.max_batch > 1 else None,
+        )
         h._dispatcher = self
         self.scheduler.add(job.job_id, job.user_id, h.pixels, job.options.steps)
         self._handles[job.job_id] = h
@@ -464,8 +477,9 @@ class Dispatcher(Executor):
             hs = [self._handles[job_id]]
             key = hs[0].batch_key
             if self.max_batch > 1 and key is not None:
-                more = self.scheduler.pick_more(lambda jid, k=key: self._handles[jid].batch_key == k,
-                                                self.max_batch - 1, self.batch_window)
+                more = self.scheduler.pick_more(
+                    lambda jid, k=key: self._handles[jid].batch_key == k, self.max_batch - 1, self.batch_window
+                )
                 hs += [self._handles[jid] for jid in more]
             slot = free[0]
             self._busy[slot] = list(hs)
@@ -534,8 +548,7 @@ class Dispatcher(Executor):
             lost = "the worker stopped responding"
         except Exception as e:
             log.exception("backend failed running job(s) %s", list(by_id))
-            outcomes = {jid: JobEvent("failed", jid, error=f"internal error: {e}", reason="internal")
-                        for jid in by_id}
+            outcomes = {jid: JobEvent("failed", jid, error=f"internal error: {e}", reason="internal") for jid in by_id}
         self._busy.pop(slot, None)
         for h in hs:
             if not h._end.done() and h.state == "running":
@@ -561,26 +574,49 @@ class Dispatcher(Executor):
             step = outcome.step if outcome is not None and outcome.step is not None else h.step
             final = JobEvent("cancelled", h.job_id, step=step, total=h.total)
         elif h.stop_reason == "timeout":
-            final = JobEvent("failed", h.job_id, step=h.step, total=h.total, reason="timeout",
-                             error=f"the job ran longer than the {self.config.job_timeout:g} s limit "
-                             "and was stopped")
+            final = JobEvent(
+                "failed",
+                h.job_id,
+                step=h.step,
+                total=h.total,
+                reason="timeout",
+                error=f"the job ran longer than the {self.config.job_timeout:g} s limit and was stopped",
+            )
         elif h.stop_reason == "shutdown":
-            final = JobEvent("failed", h.job_id, step=h.step, total=h.total, reason="shutdown",
-                             error="the bot shut down before your job finished")
+            final = JobEvent(
+                "failed",
+                h.job_id,
+                step=h.step,
+                total=h.total,
+                reason="shutdown",
+                error="the bot shut down before your job finished",
+            )
         elif lost is not None:
             if h.attempts <= self.lost_retries and not self._closing:
                 h._state = "queued"
                 h.queue_note = "the worker running this job was lost; retrying"
                 self.scheduler.requeue_front(h.job_id)
                 return
-            final = JobEvent("failed", h.job_id, step=h.step, total=h.total, reason="worker_lost",
-                             error="the worker running your job stopped unexpectedly (worker lost)"
-                             + ("; it was already retried once" if h.attempts > 1 else ""))
+            final = JobEvent(
+                "failed",
+                h.job_id,
+                step=h.step,
+                total=h.total,
+                reason="worker_lost",
+                error="the worker running your job stopped unexpectedly (worker lost)"
+                + ("; it was already retried once" if h.attempts > 1 else ""),
+            )
         elif outcome is not None:
             final = outcome
         else:
-            final = JobEvent("failed", h.job_id, step=h.step, total=h.total, reason="internal",
-                             error="internal error: the worker returned no result for this job")
+            final = JobEvent(
+                "failed",
+                h.job_id,
+                step=h.step,
+                total=h.total,
+                reason="internal",
+                error="internal error: the worker returned no result for this job",
+            )
         result = final.result
         if result is not None:
             self.scheduler.finish(h.job_id, seconds=result.seconds, steps=result.steps)
@@ -607,8 +643,7 @@ class Dispatcher(Executor):
 
         Waits for this job's own end, not the run's: in a stack the others rightly go on.
         """
-        done, _ = await asyncio.wait({run, h._end}, timeout=self.config.kill_grace,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({run, h._end}, timeout=self.config.kill_grace, return_when=asyncio.FIRST_COMPLETED)
         if done:
             return
         log.warning("worker on slot %s ignored a stop request; killing it", slot)
@@ -616,8 +651,7 @@ class Dispatcher(Executor):
             await self.backend.kill(slot)
         except Exception:
             log.exception("killing the worker on slot %s failed", slot)
-        done, _ = await asyncio.wait({run, h._end}, timeout=self.config.kill_grace,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({run, h._end}, timeout=self.config.kill_grace, return_when=asyncio.FIRST_COMPLETED)
         if not done:  # the backend could not even tell us the worker died: end the job anyway
             log.error("worker on slot %s did not go away after a kill; abandoning its job", slot)
             run.cancel()
@@ -649,4 +683,3 @@ class Dispatcher(Executor):
 
 
 __all__ = ["Backend", "Dispatcher", "ExecutorConfig", "WorkerLost"]
-

@@ -185,8 +185,10 @@ class LocalBackend(Backend):
         cancel = self._ctx.Array("q", [_NO_CANCEL] * self.max_batch, lock=False)
         gpu = self._gpus[slot % len(self._gpus)] if self._gpus else None
         proc = self._ctx.Process(
-            target=_worker_main, args=(child, cancel, gpu, self._settings),
-            name=f"stylebot-worker-{slot}", daemon=True,
+            target=_worker_main,
+            args=(child, cancel, gpu, self._settings),
+            name=f"stylebot-worker-{slot}",
+            daemon=True,
         )
         env = {"OMP_NUM_THREADS": str(self._settings.threads)} if self._settings.threads else {}
         if gpu is not None:
@@ -306,8 +308,14 @@ class LocalBackend(Backend):
         result: dict[str, JobEvent] = await self._send(slot, ("batch", seq, payload), seq, cells, emit)
         return result
 
-    async def _send(self, slot: int, msg: tuple[Any, ...], seq: int, cells: dict[str, tuple[int, int]],
-                    emit: Callable[[JobEvent], None]) -> Any:
+    async def _send(
+        self,
+        slot: int,
+        msg: tuple[Any, ...],
+        seq: int,
+        cells: dict[str, tuple[int, int]],
+        emit: Callable[[JobEvent], None],
+    ) -> Any:
         w = self._workers.get(slot)
         if w is None or not w.ready or w.current is not None:
             raise WorkerLost(f"no warm worker on slot {slot}")

@@ -187,8 +187,9 @@ class RayBackend(Backend):
             self._actors[slot] = self._new_actor(slot)
         pings = [self._ping(slot) for slot in range(self.slots)]
         try:
-            results = await asyncio.wait_for(asyncio.gather(*pings, return_exceptions=True),
-                                             timeout=self.config.start_timeout)
+            results = await asyncio.wait_for(
+                asyncio.gather(*pings, return_exceptions=True), timeout=self.config.start_timeout
+            )
         except asyncio.TimeoutError:
             await self.close()
             raise ExecutorError(
@@ -260,8 +261,16 @@ class RayBackend(Backend):
             raise ValueError(f"a stack of {len(jobs)} jobs is more than max_batch={self.max_batch}")
         return await self._consume(slot, "run_batch", jobs, [job.job_id for job in jobs], emit, emit_terminals=True)
 
-    async def _consume(self, slot: int, method: str, arg: Any, job_ids: list[str], emit: Callable[[JobEvent], None],
-                       *, emit_terminals: bool) -> dict[str, JobEvent]:
+    async def _consume(
+        self,
+        slot: int,
+        method: str,
+        arg: Any,
+        job_ids: list[str],
+        emit: Callable[[JobEvent], None],
+        *,
+        emit_terminals: bool,
+    ) -> dict[str, JobEvent]:
         """Call the actor's streaming `method` and pass its events on until every job has ended."""
         ray = self.ray
         actor = self._actors.get(slot)

@@ -220,8 +220,14 @@ class FairScheduler:
             self._start(entry)
         return [entry.job_id for entry in taken]
 
-    def _joiners(self, users: Mapping[str, Sequence[Any]], front: list[str],
-                 match: Callable[[_Entry], bool], limit: int, window: int) -> list[_Entry]:
+    def _joiners(
+        self,
+        users: Mapping[str, Sequence[Any]],
+        front: list[str],
+        match: Callable[[_Entry], bool],
+        limit: int,
+        window: int,
+    ) -> list[_Entry]:
         """Up to `limit` of the next `window` jobs in round-robin order that `match` and whose
         user may run one more job: what joins a stack, for `pick_more` and `plan` alike."""
         running = {uid: u[1] for uid, u in users.items()}
@@ -264,9 +270,7 @@ class FairScheduler:
     def _users_view(self) -> dict[str, tuple[list[_Entry], int, int]]:
         return {uid: (list(u.queued), u.running, u.last_served) for uid, u in self._users.items()}
 
-    def _choose(
-        self, users: dict[str, tuple[list[_Entry], int, int]], front: list[str]
-    ) -> _Entry | None:
+    def _choose(self, users: dict[str, tuple[list[_Entry], int, int]], front: list[str]) -> _Entry | None:
         for job_id in front:
             for queued, running, _ in users.values():
                 for e in queued:
@@ -353,16 +357,18 @@ class FairScheduler:
             free += 1
         return out
 
-    def _plan_joiners(self, head: _Entry, users: dict[str, list], front: list[str],
-                      batching: Batching | None) -> list[_Entry]:
+    def _plan_joiners(
+        self, head: _Entry, users: dict[str, list], front: list[str], batching: Batching | None
+    ) -> list[_Entry]:
         """The queued jobs `pick_more` would stack with `head` (already started in `users`)."""
         if batching is None or batching.max_batch <= 1:
             return []
         key = batching.key_of(head.job_id)
         if key is None:
             return []
-        return self._joiners(users, front, lambda e: batching.key_of(e.job_id) == key, batching.max_batch - 1,
-                             batching.window)
+        return self._joiners(
+            users, front, lambda e: batching.key_of(e.job_id) == key, batching.max_batch - 1, batching.window
+        )
 
     def _first_free_in(self) -> float | None:
         if not self._running:

@@ -133,16 +133,24 @@ def _memory_name(options: StyleOptions) -> str:
     return "GPU memory" if plan_of(options).device.type == "cuda" else "memory"
 
 
-def _fit(options: StyleOptions, content_size: tuple[int, int], free: int | None,
-         batch: int = 1) -> tuple[StyleOptions, str | None]:
+def _fit(
+    options: StyleOptions, content_size: tuple[int, int], free: int | None, batch: int = 1
+) -> tuple[StyleOptions, str | None]:
     """Options that fit the memory budget, and the note saying what changed (or None)."""
     if free is None:
         return options, None
     from stylecore.memory import fit_options
 
     dtype_bytes, channels_last = _precision(options)
-    return fit_options(options, content_size, free, batch=batch, dtype_bytes=dtype_bytes,
-                       channels_last=channels_last, memory=_memory_name(options))
+    return fit_options(
+        options,
+        content_size,
+        free,
+        batch=batch,
+        dtype_bytes=dtype_bytes,
+        channels_last=channels_last,
+        memory=_memory_name(options),
+    )
 
 
 class _Reporter:
@@ -166,11 +174,22 @@ class _Reporter:
         interval = self.settings.progress_interval
         if interval <= 0 or last or now - self.last_sent >= interval:
             self.last_sent = now
-            self.emit(JobEvent("progress", self.jid, step=ev.step, total=ev.total, loss=ev.loss,
-                               elapsed=ev.elapsed, eta=ev.eta))
+            self.emit(
+                JobEvent(
+                    "progress", self.jid, step=ev.step, total=ev.total, loss=ev.loss, elapsed=ev.elapsed, eta=ev.eta
+                )
+            )
         if ev.preview is not None:
-            self.emit(JobEvent("preview", self.jid, step=ev.step, total=ev.total, elapsed=ev.elapsed,
-                               preview=encode_preview(ev.preview, max_side=self.preview_size)))
+            self.emit(
+                JobEvent(
+                    "preview",
+                    self.jid,
+                    step=ev.step,
+                    total=ev.total,
+                    elapsed=ev.elapsed,
+                    preview=encode_preview(ev.preview, max_side=self.preview_size),
+                )
+            )
 
 
 def _done_event(jid: str, result: StyleResult, notes: list[str]) -> JobEvent:
@@ -266,8 +285,9 @@ def _job_device(job: Job, settings: WorkerSettings) -> str:
     return resolve_device(settings.device if settings.device is not None else job.options.device)
 
 
-def _run_prepared(p: _Prepared, emit: Emit, should_cancel: Callable[[], bool], settings: WorkerSettings,
-                  note: str | None) -> JobEvent:
+def _run_prepared(
+    p: _Prepared, emit: Emit, should_cancel: Callable[[], bool], settings: WorkerSettings, note: str | None
+) -> JobEvent:
     from stylecore import stylize
     from stylecore.events import Cancelled
     from stylecore.imageio import ImageError
@@ -284,20 +304,21 @@ def _run_prepared(p: _Prepared, emit: Emit, should_cancel: Callable[[], bool], s
         try:
             result = stylize(p.content, p.style, options, on_progress=reporter, should_cancel=should_cancel)
         except Cancelled:
-            return JobEvent("cancelled", jid, step=reporter.step, total=options.steps,
-                            elapsed=time.monotonic() - started)
+            return JobEvent(
+                "cancelled", jid, step=reporter.step, total=options.steps, elapsed=time.monotonic() - started
+            )
         except (ImageError, OptionsError) as e:
             return _failed(jid, reporter.step, "bad_input", getattr(e, "user_message", None) or str(e))
         except Exception as e:
             if not is_oom(e):
                 log.error("job %s failed:\n%s", jid, traceback.format_exc())
-                return _failed(jid, reporter.step, "internal",
-                               f"the style transfer failed ({type(e).__name__}: {e})")
+                return _failed(jid, reporter.step, "internal", f"the style transfer failed ({type(e).__name__}: {e})")
             _free_memory()
             smaller = max(16, int(options.size * settings.oom_retry_scale))
             if attempt > 0 or smaller >= options.size:
-                return _failed(jid, reporter.step, "oom",
-                               f"ran out of memory at {options.size} px, even after retrying smaller")
+                return _failed(
+                    jid, reporter.step, "oom", f"ran out of memory at {options.size} px, even after retrying smaller"
+                )
             note = f"ran out of memory at {options.size} px; retrying at {smaller} px"
             notes.append(note)
             options = options.replace(size=smaller)
@@ -364,11 +385,17 @@ def _chunks(group: list[_Prepared], free: int | None) -> list[list[_Prepared]]:
     n = len(group)
     while n > 1 and estimate_job_bytes(w, h, n, dtype_bytes, channels_last, style_scale=scale) > free:
         n -= 1
-    return [group[i:i + n] for i in range(0, len(group), n)]
+    return [group[i : i + n] for i in range(0, len(group), n)]
 
 
-def _run_stack(chunk: list[_Prepared], emit: Emit, end: Emit, ended: dict[str, JobEvent],
-               should_cancel: Callable[[str], bool], settings: WorkerSettings) -> None:
+def _run_stack(
+    chunk: list[_Prepared],
+    emit: Emit,
+    end: Emit,
+    ended: dict[str, JobEvent],
+    should_cancel: Callable[[str], bool],
+    settings: WorkerSettings,
+) -> None:
     from stylecore.batch import BatchItem, stylize_batch
     from stylecore.events import Cancelled
 
@@ -384,13 +411,24 @@ def _run_stack(chunk: list[_Prepared], emit: Emit, end: Emit, ended: dict[str, J
         def finished(outcome, _p=p, _rep=rep) -> None:
             jid = _p.job.job_id
             if isinstance(outcome, Cancelled):
-                end(JobEvent("cancelled", jid, step=_rep.step, total=_p.options.steps,
-                             elapsed=time.monotonic() - started))
+                end(
+                    JobEvent(
+                        "cancelled", jid, step=_rep.step, total=_p.options.steps, elapsed=time.monotonic() - started
+                    )
+                )
             else:
                 end(_done_event(jid, outcome, _p.notes))
 
-        items.append(BatchItem(p.content, p.style, p.options, on_progress=rep,
-                               should_cancel=lambda jid=jid: should_cancel(jid), on_finish=finished))
+        items.append(
+            BatchItem(
+                p.content,
+                p.style,
+                p.options,
+                on_progress=rep,
+                should_cancel=lambda jid=jid: should_cancel(jid),
+                on_finish=finished,
+            )
+        )
     try:
         stylize_batch(items)
     except Exception as e:
@@ -406,8 +444,11 @@ def _run_stack(chunk: list[_Prepared], emit: Emit, end: Emit, ended: dict[str, J
                 note = f"the batch of {len(chunk)} jobs ran out of memory; retrying this job on its own"
                 end(_run_prepared(p, emit, lambda jid=jid: should_cancel(jid), settings, note))
             else:
-                end(_failed(jid, reporters[jid].step, "internal",
-                            f"the style transfer failed ({type(e).__name__}: {e})"))
+                end(
+                    _failed(
+                        jid, reporters[jid].step, "internal", f"the style transfer failed ({type(e).__name__}: {e})"
+                    )
+                )
 
 
 def worker_identity(settings: WorkerSettings | None = None, device: str | None = None) -> dict[str, object]:

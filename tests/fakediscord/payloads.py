@@ -117,8 +117,7 @@ def channel(c: Channel) -> dict[str, Any]:
         "name": c.name,
         "position": c.position,
         "permission_overwrites": [
-            {"id": s(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)}
-            for o in c.overwrites.values()
+            {"id": s(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)} for o in c.overwrites.values()
         ],
         "parent_id": s(c.parent_id),
         "flags": 0,
@@ -293,9 +292,7 @@ def message(
             if ref is None or ref.deleted:
                 data["referenced_message"] = None
             else:
-                data["referenced_message"] = message(
-                    state, ref, include_referenced=False, hide_content=hide_content
-                )
+                data["referenced_message"] = message(state, ref, include_referenced=False, hide_content=hide_content)
     return data
 
 
@@ -305,9 +302,7 @@ def interaction_metadata(inter: Any) -> dict[str, Any]:
         "id": s(inter.id),
         "type": inter.type,
         "user": user(inter.user),
-        "authorizing_integration_owners": (
-            {"0": s(inter.guild_id)} if inter.guild_id else {"1": s(inter.user.id)}
-        ),
+        "authorizing_integration_owners": ({"0": s(inter.guild_id)} if inter.guild_id else {"1": s(inter.user.id)}),
     }
     if inter.original_message_id is not None:
         data["original_response_message_id"] = s(inter.original_message_id)

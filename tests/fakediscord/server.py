@@ -340,9 +340,7 @@ class FakeDiscord:
         task = asyncio.create_task(client.start(self.token), name="fakediscord-client")
         ready = asyncio.create_task(client.wait_until_ready(), name="fakediscord-wait-ready")
         try:
-            done, _ = await asyncio.wait(
-                {task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait({task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
             if ready not in done:
                 ready.cancel()
                 if task in done:
@@ -881,9 +879,7 @@ class FakeDiscord:
             raise _form_error(f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
         if ctype == 1:
             if not _NAME_RE.match(name) or name != name.lower():
-                raise _form_error(
-                    f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"
-                )
+                raise _form_error(f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
             desc = body.get("description") or ""
             if not (1 <= len(desc) <= 100):
                 raise _form_error(
@@ -899,9 +895,7 @@ class FakeDiscord:
         for i, opt in enumerate(options):
             name = opt.get("name", "")
             if not _NAME_RE.match(name) or name != name.lower():
-                raise _form_error(
-                    f"{where}.{i}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"
-                )
+                raise _form_error(f"{where}.{i}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
             if name in names:
                 raise _form_error(
                     f"{where}.{i}.name",
@@ -926,13 +920,9 @@ class FakeDiscord:
             else:
                 seen_optional = True
             if len(opt.get("choices") or []) > 25:
-                raise _form_error(
-                    f"{where}.{i}.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."
-                )
+                raise _form_error(f"{where}.{i}.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
 
-    def _store_command(
-        self, store: dict[int, AppCommand], body: dict[str, Any], guild_id: str | None
-    ) -> AppCommand:
+    def _store_command(self, store: dict[int, AppCommand], body: dict[str, Any], guild_id: str | None) -> AppCommand:
         ctype = body.get("type", 1)
         existing = next((c for c in store.values() if c.name == body["name"] and c.type == ctype), None)
         cmd = AppCommand(
@@ -960,17 +950,13 @@ class FakeDiscord:
             self._validate_command(cmd, str(i))
             key = (cmd["name"], cmd.get("type", 1))
             if key in seen:
-                raise _form_error(
-                    str(i), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate command name {key[0]!r}"
-                )
+                raise _form_error(str(i), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate command name {key[0]!r}")
             seen.add(key)
         old = list(store.values())
         store.clear()
         result = []
         for cmd_body in body:
-            prev = next(
-                (c for c in old if c.name == cmd_body["name"] and c.type == cmd_body.get("type", 1)), None
-            )
+            prev = next((c for c in old if c.name == cmd_body["name"] and c.type == cmd_body.get("type", 1)), None)
             if prev is not None:
                 store[prev.id] = prev
             result.append(P.app_command(self._store_command(store, cmd_body, guild_id)))
@@ -981,9 +967,7 @@ class FakeDiscord:
         self._validate_command(rec.json)
         return P.app_command(self._store_command(store, rec.json, guild_id))
 
-    def _command(
-        self, app_id: str, guild_id: str | None, command_id: str
-    ) -> tuple[dict[int, AppCommand], AppCommand]:
+    def _command(self, app_id: str, guild_id: str | None, command_id: str) -> tuple[dict[int, AppCommand], AppCommand]:
         store = self._command_store(app_id, guild_id)
         cmd = store.get(int(command_id))
         if cmd is None:
@@ -1051,9 +1035,7 @@ class FakeDiscord:
                 raise _form_error("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
             for i, e in enumerate(embeds):
                 if len(e.get("title") or "") > 256:
-                    raise _form_error(
-                        f"embeds.{i}.title", "BASE_TYPE_MAX_LENGTH", "Must be 256 or fewer in length."
-                    )
+                    raise _form_error(f"embeds.{i}.title", "BASE_TYPE_MAX_LENGTH", "Must be 256 or fewer in length.")
                 if len(e.get("description") or "") > 4096:
                     raise _form_error(
                         f"embeds.{i}.description", "BASE_TYPE_MAX_LENGTH", "Must be 4096 or fewer in length."
@@ -1155,9 +1137,7 @@ class FakeDiscord:
             target = self.state.messages.get(int(ref["message_id"]))
             if target is None or target.deleted or target.ephemeral:
                 if ref.get("fail_if_not_exists", True):
-                    raise _form_error(
-                        "message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
-                    )
+                    raise _form_error("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
             else:
                 ref_type = int(ref.get("type", 0))
                 msg.reference = {
@@ -1387,9 +1367,7 @@ class FakeDiscord:
             inter.original_message_id = msg.id
         elif cb_type in (6, 7):
             if inter.message_id is None:
-                raise _form_error(
-                    "type", "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction has no message to update"
-                )
+                raise _form_error("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction has no message to update")
             msg = self.state.messages.get(inter.message_id)
             if msg is None or msg.deleted:
                 raise DiscordError(404, "Unknown Message", 10008)
@@ -1408,9 +1386,7 @@ class FakeDiscord:
             modal["components"] = self._assign_component_ids(modal.get("components") or [])
             inter.modal = modal
         else:
-            raise _form_error(
-                "type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Invalid response type {cb_type!r}"
-            )
+            raise _form_error("type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Invalid response type {cb_type!r}")
         inter.response_type = cb_type
         inter.responded_at = self._now()
         inter.ephemeral = bool(msg and msg.ephemeral)
@@ -1512,9 +1488,7 @@ class FakeDiscord:
         self.connection_log.append({"path": request.path, "query": dict(request.query)})
         self._conns.add(conn)
         try:
-            await self._send(
-                conn, {"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": []}}
-            )
+            await self._send(conn, {"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": []}})
             async for raw in ws:
                 if raw.type == WSMsgType.TEXT:
                     try:
@@ -1667,9 +1641,7 @@ class FakeDiscord:
         elif query:
             q = str(query).lower()
             members = [
-                m
-                for m in members
-                if m.user.username.lower().startswith(q) or (m.nick or "").lower().startswith(q)
+                m for m in members if m.user.username.lower().startswith(q) or (m.nick or "").lower().startswith(q)
             ]
         limit = int(d.get("limit") or 0)
         if limit:
@@ -1743,9 +1715,7 @@ class FakeDiscord:
         if msg.ephemeral:
             return 0
         intent = Intent.GUILD_MESSAGES if msg.guild_id is not None else Intent.DIRECT_MESSAGES
-        return await self._dispatch(
-            event, lambda s: self._message_event(msg, s), intent=intent, guild_id=msg.guild_id
-        )
+        return await self._dispatch(event, lambda s: self._message_event(msg, s), intent=intent, guild_id=msg.guild_id)
 
     async def _dispatch_message_delete(self, msg: Message) -> int:
         if msg.ephemeral:
@@ -1823,9 +1793,7 @@ class FakeDiscord:
         member.role_ids = [r.id for r in roles]
         data = P.member(member)
         data["guild_id"] = str(member.guild_id)
-        await self._dispatch(
-            "GUILD_MEMBER_UPDATE", data, intent=Intent.GUILD_MEMBERS, guild_id=member.guild_id
-        )
+        await self._dispatch("GUILD_MEMBER_UPDATE", data, intent=Intent.GUILD_MEMBERS, guild_id=member.guild_id)
 
     async def add_channel(
         self, name: str, *, type: int = ChannelType.TEXT, guild: Guild | None = None, topic: str | None = None
@@ -1843,9 +1811,7 @@ class FakeDiscord:
         kind = 0 if isinstance(target, Role) else 1
         tid = target.id
         channel.overwrites[tid] = Overwrite(id=tid, type=kind, allow=_bits(allow), deny=_bits(deny))
-        await self._dispatch(
-            "CHANNEL_UPDATE", P.channel(channel), intent=Intent.GUILDS, guild_id=channel.guild_id
-        )
+        await self._dispatch("CHANNEL_UPDATE", P.channel(channel), intent=Intent.GUILDS, guild_id=channel.guild_id)
 
     def add_attachment(
         self,
@@ -1883,22 +1849,16 @@ class FakeDiscord:
             return value
         if isinstance(value, (bytes, bytearray, memoryview)):
             data = bytes(value)
-            return self.state.add_attachment(
-                data, _sniff_filename(data), channel_id=channel.id, ephemeral=ephemeral
-            )
+            return self.state.add_attachment(data, _sniff_filename(data), channel_id=channel.id, ephemeral=ephemeral)
         if isinstance(value, tuple) and len(value) in (2, 3):
             filename, data = value[0], bytes(value[1])
             ctype = value[2] if len(value) == 3 else None
             return self.state.add_attachment(
                 data, filename, content_type=ctype, channel_id=channel.id, ephemeral=ephemeral
             )
-        raise TypeError(
-            f"cannot use {value!r} as an attachment (pass Attachment, bytes or (filename, bytes))"
-        )
+        raise TypeError(f"cannot use {value!r} as an attachment (pass Attachment, bytes or (filename, bytes))")
 
-    def _resolve(
-        self, value: Any, kind: int, resolved: dict[str, Any], guild: Guild | None, channel: Channel
-    ) -> str:
+    def _resolve(self, value: Any, kind: int, resolved: dict[str, Any], guild: Guild | None, channel: Channel) -> str:
         """Add ``value`` to an interaction's ``resolved`` map and return its id string."""
         if kind == 11:
             att = self._coerce_attachment(value, ephemeral=True, channel=channel)
@@ -2193,15 +2153,11 @@ class FakeDiscord:
             data["guild_id"] = str(cmd.guild_id)
         return await self._create_interaction(2, data, user=user, channel=channel)
 
-    async def click_button(
-        self, message: Message, custom_id: str, *, user: User | Member | None = None
-    ) -> Interaction:
+    async def click_button(self, message: Message, custom_id: str, *, user: User | Member | None = None) -> Interaction:
         """Click a button on ``message`` (must exist and be enabled, as in the real client)."""
         comp = message.find_component(custom_id)
         if comp is None:
-            raise ValueError(
-                f"message {message.id} has no component {custom_id!r} (has {message.custom_ids})"
-            )
+            raise ValueError(f"message {message.id} has no component {custom_id!r} (has {message.custom_ids})")
         if comp.get("type") != 2:
             raise ValueError(f"component {custom_id!r} is not a button")
         if comp.get("disabled"):
@@ -2235,8 +2191,7 @@ class FakeDiscord:
             ids = [str(v) for v in values]
         else:
             ids = [
-                self._resolve(v, 6 if isinstance(v, (User, Member)) else 0, resolved, guild, channel)
-                for v in values
+                self._resolve(v, 6 if isinstance(v, (User, Member)) else 0, resolved, guild, channel) for v in values
             ]
         data: dict[str, Any] = {
             "custom_id": custom_id,
@@ -2280,9 +2235,7 @@ class FakeDiscord:
         if resolved:
             data["resolved"] = resolved
         message = self.state.messages.get(source.message_id) if source.message_id else None
-        return await self._create_interaction(
-            5, data, user=user or source.user, channel=channel, message=message
-        )
+        return await self._create_interaction(5, data, user=user or source.user, channel=channel, message=message)
 
     def _modal_components(
         self,
@@ -2337,11 +2290,7 @@ class FakeDiscord:
                 raise ValueError(f"text input {cid!r} is longer than max_length")
             base["value"] = text
         elif t == 19:
-            items = (
-                []
-                if v is _MISSING
-                else list(v if isinstance(v, (list, tuple)) and not _is_file_tuple(v) else [v])
-            )
+            items = [] if v is _MISSING else list(v if isinstance(v, (list, tuple)) and not _is_file_tuple(v) else [v])
             if required and not items:
                 raise ValueError(f"required file upload {cid!r} has no files")
             max_values = comp.get("max_values") or 1
@@ -2350,12 +2299,7 @@ class FakeDiscord:
             base["values"] = [self._resolve(a, 11, resolved, guild, channel) for a in items]
         elif t in (3, 5, 6, 7, 8, 22):
             items = [] if v is _MISSING else list(v)
-            if (
-                required
-                and t != 22
-                and not items
-                and (1 if comp.get("min_values") is None else comp["min_values"]) > 0
-            ):
+            if required and t != 22 and not items and (1 if comp.get("min_values") is None else comp["min_values"]) > 0:
                 raise ValueError(f"required select {cid!r} has no values")
             if t == 3:
                 allowed = [o["value"] for o in comp.get("options", [])]
@@ -2453,9 +2397,7 @@ class FakeDiscord:
             member = guild.members.get(user.id)
             if member is not None:
                 data["member"] = P.member(member)
-        await self._dispatch(
-            "MESSAGE_REACTION_ADD", data, intent=Intent.GUILD_MESSAGE_REACTIONS, guild_id=msg.guild_id
-        )
+        await self._dispatch("MESSAGE_REACTION_ADD", data, intent=Intent.GUILD_MESSAGE_REACTIONS, guild_id=msg.guild_id)
 
 
 def _bits(value: Any) -> int:
@@ -2465,12 +2407,7 @@ def _bits(value: Any) -> int:
 
 
 def _is_file_tuple(v: Any) -> bool:
-    return (
-        isinstance(v, tuple)
-        and len(v) in (2, 3)
-        and isinstance(v[0], str)
-        and isinstance(v[1], (bytes, bytearray))
-    )
+    return isinstance(v, tuple) and len(v) in (2, 3) and isinstance(v[0], str) and isinstance(v[1], (bytes, bytearray))
 
 
 def _infer_option_type(value: Any) -> int:

@@ -472,9 +472,7 @@ class FakeState:
         self.add_member(guild, owner)
         return guild
 
-    def add_role(
-        self, guild: Guild, name: str, permissions: Any = 0, *, bot_id: int | None = None, **kw: Any
-    ) -> Role:
+    def add_role(self, guild: Guild, name: str, permissions: Any = 0, *, bot_id: int | None = None, **kw: Any) -> Role:
         """Create a role; ``bot_id`` makes it the managed role Discord gives a bot."""
         position = kw.pop("position", max((r.position for r in guild.roles.values()), default=0) + 1)
         role = Role(
@@ -588,11 +586,7 @@ class FakeState:
 
     def channel_messages(self, channel_id: int, *, include_deleted: bool = False) -> list[Message]:
         """Messages stored for a channel, unordered."""
-        return [
-            m
-            for m in self.messages.values()
-            if m.channel_id == channel_id and (include_deleted or not m.deleted)
-        ]
+        return [m for m in self.messages.values() if m.channel_id == channel_id and (include_deleted or not m.deleted)]
 
     def find_command(self, name: str, type: int, guild_id: int | None) -> AppCommand | None:
         """Guild-scoped registration wins over global, as in the Discord client."""
