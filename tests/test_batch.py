@@ -1,39 +1,19 @@
-"""Batched jobs give each job what it would have got alone, on tiny CPU images.
-
-Why results may differ at all: a stack of B images goes through the same convolution and
-batched-matmul calls with a batch of B instead of 1, and the kernels may block or order
-their per-image reductions differently for another batch size, so a float can differ in
-its last bits (seen here: the final loss agrees to ~1e-7 relative). Nothing else is
-shared: every job has its own targets, weights, optimiser and generator, and the loss is
-the sum of per-job rows, so each image gets exactly its own gradient. Over a few dozen
-Adam steps those last-bit differences stay far below one 8-bit level; the tolerance of
-2/255 leaves room for machines whose kernels differ more than this one's.
-"""
+"""Batched jobs give each job what it would have got alone, on tiny CPU images (see samepixels)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from conftest import _smooth_image, _stripes_image
-from PIL import Image
+from samepixels import LOSS_REL, assert_same_image, pixels
 
 from stylecore import Cancelled, StyleOptions, stylize
 from stylecore.batch import BatchItem, batch_key, stylize_batch
 from stylecore.events import ProgressEvent
 
-PIXEL_TOL = 2  # of 255, see the module docstring
 # Two scales, (32, 24) then (64, 48); jobs with different step counts reach the fine scale
 # on different rounds, so some rounds stack two sizes side by side.
 BASE = dict(size=64, scales=2, min_scale_size=32, device="cpu")
-
-
-def _pixels(img: Image.Image) -> np.ndarray:
-    return np.asarray(img).astype(np.int16)
-
-
-def assert_same_image(a: Image.Image, b: Image.Image) -> None:
-    assert a.size == b.size
-    assert np.abs(_pixels(a) - _pixels(b)).max() <= PIXEL_TOL
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +54,14 @@ def test_batched_jobs_equal_their_solo_runs(jobs, solo, vgg):
         assert not isinstance(together, Cancelled)
         assert_same_image(alone.image, together.image)
         assert together.stats.steps == alone.stats.steps == opts.steps
-        assert together.stats.total_loss == pytest.approx(alone.stats.total_loss, rel=1e-4)
+        assert together.stats.total_loss == pytest.approx(alone.stats.total_loss, rel=LOSS_REL)
         # each job's own progress stream, in order, over its own scale split
         assert [e.step for e in evs] == list(range(1, opts.steps + 1))
         assert all(e.total == opts.steps and e.scales == 2 for e in evs)
         half = opts.steps // 2
         assert [e.scale for e in evs] == [1] * half + [2] * (opts.steps - half)
     # the jobs really differ from each other (noise init with its own seed, other options)
-    assert np.abs(_pixels(out[0].image) - _pixels(out[1].image)).max() > 10
+    assert np.abs(pixels(out[0].image) - pixels(out[1].image)).max() > 10
 
 
 def test_a_job_cancelled_mid_batch_ends_alone_and_the_others_are_unaffected(jobs, solo, vgg):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from PIL import Image
+from samepixels import assert_same_image
 
 import stylecore.executors.worker as worker_mod
 from stylecore.executors import Job, JobEvent, make_executor
@@ -21,8 +22,6 @@ from stylecore.executors.scheduler import FairScheduler
 from stylecore.executors.worker import WorkerSettings, run_batch, run_job
 from stylecore.memory import estimate_job_bytes
 from stylecore.options import StyleOptions
-
-PIXEL_TOL = 2  # of 255; why stacked and solo runs may differ at all: see tests/test_batch.py
 
 
 def _png(seed: int, w: int, h: int) -> bytes:
@@ -37,15 +36,6 @@ STYLE = _png(2, 32, 32)
 def make_job(user: str, steps: int = 4, content: bytes | None = None, **opts: object) -> Job:
     options = StyleOptions(**{"size": 32, "steps": steps, "scales": 1, "device": "cpu", **opts})
     return Job(content or _png(1, 40, 30), (STYLE,), options, user_id=user)
-
-
-def _pixels(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
-
-
-def assert_same_png(a: bytes, b: bytes) -> None:
-    pa, pb = _pixels(a), _pixels(b)
-    assert pa.shape == pb.shape and np.abs(pa - pb).max() <= PIXEL_TOL
 
 
 # -- which jobs share a slot (pure scheduler) ---------------------------------------------
@@ -99,7 +89,7 @@ def test_a_stack_gives_each_job_its_solo_result_and_its_own_events(pair, solo):
         assert [e.step for e in mine if e.kind == "progress"] == list(range(1, job.options.steps + 1))
         assert mine[-1].terminal and mine[-1] is ends[job.job_id]
         assert ends[job.job_id].kind == "done"
-        assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
+        assert_same_image(ends[job.job_id].result.png, solo[job.job_id].result.png)
     # the shorter job ended (and said so) while the longer one was still running
     first_end = next(i for i, e in enumerate(events) if e.terminal)
     assert events[first_end].job_id == pair[0].job_id
@@ -116,7 +106,7 @@ def test_cancelling_one_job_of_a_stack_leaves_the_other_alone(pair, solo):
     ends = run_batch(pair, events.append, should_cancel, WorkerSettings(device="cpu"))
     assert ends[victim.job_id].kind == "cancelled" and ends[victim.job_id].step == 1
     assert ends[other.job_id].kind == "done"
-    assert_same_png(ends[other.job_id].result.png, solo[other.job_id].result.png)
+    assert_same_image(ends[other.job_id].result.png, solo[other.job_id].result.png)
 
 
 def test_a_stack_that_runs_out_of_memory_reruns_each_job_alone(monkeypatch, pair, solo):
@@ -135,7 +125,7 @@ def test_a_stack_that_runs_out_of_memory_reruns_each_job_alone(monkeypatch, pair
         assert [s.batch_size for s in starts] == [2, None]
         assert "retrying this job on its own" in starts[1].note
         assert ends[job.job_id].kind == "done"
-        assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
+        assert_same_image(ends[job.job_id].result.png, solo[job.job_id].result.png)
 
 
 def _fits(options: StyleOptions, side: int, batch: int = 1) -> int:
@@ -173,7 +163,7 @@ def test_jobs_that_fit_only_one_at_a_time_run_one_after_another(monkeypatch, pai
         (pair[1].job_id, "done"),
     ]
     for job in pair:
-        assert_same_png(ends[job.job_id].result.png, solo[job.job_id].result.png)
+        assert_same_image(ends[job.job_id].result.png, solo[job.job_id].result.png)
 
 
 def test_a_ray_actor_stream_ends_every_job_even_when_the_worker_code_raises():
@@ -271,7 +261,7 @@ async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker(kind, re
             again = await ex.submit(dataclasses.replace(h.job, job_id=new_job_id()))
             alone = await again.result()
             assert (res.width, res.height, res.steps) == (alone.width, alone.height, alone.steps)
-            assert_same_png(res.png, alone.png)
+            assert_same_image(res.png, alone.png)
     finally:
         await ex.shutdown(grace=0)
 
