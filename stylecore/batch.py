@@ -48,8 +48,8 @@ def batch_key(content_size: tuple[int, int], options: StyleOptions) -> BatchKey 
 
     Same final size and scale sizes (so their images stack at every scale), same device,
     fast flag and weights (one network, one precision). Everything else may differ per job.
-    L-BFGS evaluates its loss several times per step with a line search of its own, so it
-    cannot step in lockstep with others and always runs alone.
+    L-BFGS evaluates its loss through a closure of its own and keeps curvature pairs of its
+    own steps, so it does not step in lockstep with others and always runs alone.
     """
     if options.optimizer != "adam":
         return None

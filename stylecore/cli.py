@@ -31,6 +31,7 @@ _FLAGS: dict[str, str] = {
     "optimizer": "adam or lbfgs",
     "lr": "learning rate (in [0,1] RGB units unless --lr-space normalized)",
     "lr_space": "units of --lr",
+    "lr_half_life": "halve the lr every this many steps (0 = constant)",
     "init": "start from the content, noise or the style image",
     "scales": "coarse-to-fine scales (1 = single scale)",
     "min_scale_size": "smallest long side a coarse scale may have",

@@ -153,8 +153,8 @@ class Run:
         opts, u = self.opts, self.u
         self.terms = terms
         with torch.no_grad():
-            # L-BFGS keeps curvature pairs of the points it visited; clamping behind its back
-            # stalls its line search, so its image is clamped only at the end.
+            # L-BFGS keeps curvature pairs of the steps it took; clamping behind its back would
+            # falsify them, so its image is clamped only at the end.
             if opts.clamp and opts.optimizer == "adam":
                 u.data.clamp_(min=self.lo, max=self.hi)
             if opts.ema:
@@ -255,7 +255,7 @@ def run_stack(
             else:
                 stepping.append(i)
         groups: dict[object, list[int]] = {}
-        for i in stepping:  # L-BFGS runs its own line search: it always steps alone
+        for i in stepping:  # L-BFGS steps through a closure over its own loss: it always steps alone
             groups.setdefault(jobs[i].size if jobs[i].opts.optimizer == "adam" else ("alone", i), []).append(i)
         live: dict[tuple[tuple[int, int], ...], Objective] = {}
         for members in groups.values():
@@ -332,6 +332,10 @@ def _adam_step(group: Sequence[Run], objective: Objective) -> list[tuple[torch.T
     """
     for j in group:
         j.optim.zero_grad(set_to_none=True)
+        if j.opts.lr_half_life:
+            # Adam's fixed step keeps the image oscillating once the loss is small (the loss
+            # spikes, then recovers); halving the step every `lr_half_life` steps settles it.
+            j.optim.param_groups[0]["lr"] = j.opts.lr * 0.5 ** (j.scale_step / j.opts.lr_half_life)
     x = stack([j.u * j.lr_scale for j in group])
     rows = objective(x)
     rows[0].sum().backward()
@@ -344,7 +348,7 @@ def _adam_step(group: Sequence[Run], objective: Objective) -> list[tuple[torch.T
 def _lbfgs_step(
     optim: torch.optim.Optimizer, objective: Objective, u: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:
-    """L-BFGS evaluates the loss several times per step, so it never shares a stack."""
+    """One L-BFGS step; it evaluates its loss through a closure of its own, so it never shares a stack."""
     holder: list[tuple[torch.Tensor, ...]] = []
 
     def closure() -> torch.Tensor:

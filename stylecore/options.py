@@ -57,6 +57,7 @@ class StyleOptions:
     strength: float = 1.0
     optimizer: Optimizer = "adam"
     lr: float = 0.02
+    lr_half_life: int = 0  # Adam's lr halves every this many steps of a scale (0: constant)
     lr_space: Literal["rgb", "normalized"] = "rgb"
     init: Init = "content"
     scales: int = 1
@@ -104,6 +105,8 @@ class StyleOptions:
             raise bad(f"optimizer must be 'adam' or 'lbfgs', got {self.optimizer!r}")
         if not 0 < self.lr <= 10:
             raise bad(f"lr must be in (0, 10], got {self.lr}")
+        if self.lr_half_life < 0:
+            raise bad(f"lr_half_life must be >= 0 (0 = constant lr), got {self.lr_half_life}")
         if self.lr_space not in ("rgb", "normalized"):
             raise bad("lr_space must be 'rgb' or 'normalized'")
         if self.init not in ("content", "noise", "style"):
@@ -170,6 +173,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         size_side="short",
         steps=2000,
         stop_tol=0.0,
+        lr_half_life=0,
         content_weight=1.0,
         style_weight=1e9,
         style_layer_weights=SEED_STYLE_WEIGHTS,

@@ -172,6 +172,19 @@ def test_lbfgs_keeps_making_progress(vgg, content_img, style_img, photo):
     assert losses[-1] < losses[-4]  # still moving at the end, not stuck on a plateau
 
 
+def test_lr_halves_every_half_life_steps(vgg, content_img, style_img):
+    from stylecore.engine import Run, run_stack
+
+    opts = StyleOptions(steps=10, lr=0.04, lr_half_life=5, stop_tol=0.0, **TINY)
+    run = Run(content_img, style_img, opts, None, None)
+    (res,) = run_stack([run], vgg)
+    assert run.optim.param_groups[0]["lr"] == pytest.approx(0.04 * 0.5 ** (9 / 5))  # the 10th step's lr
+    const = stylize(content_img, style_img, opts.replace(lr_half_life=0), model=vgg)
+    assert const.image.tobytes() != res.image.tobytes()
+    with pytest.raises(OptionsError, match="lr_half_life"):
+        opts.replace(lr_half_life=-1)
+
+
 def test_ema_tv_and_style_init_run_and_learn(vgg, content_img, style_img):
     events = []
     opts = StyleOptions(steps=6, ema=0.5, tv_weight=10.0, init="style", **TINY)
