@@ -56,10 +56,15 @@ def test_each_painting_is_attributed_and_public_domain_worldwide(painting: Paint
         assert getattr(painting, field).strip(), f"{painting.key} has no {field}"
     assert painting.born < painting.died
     this_year = datetime.date.today().year
-    # Public domain worldwide: life + 70 years (the longest common term) and published over 95 years ago.
-    assert painting.died + 70 < this_year
+    # Copyright ends 70 years after the author's death in the EU, the UK and most countries (100 at most
+    # anywhere, in Mexico); in the US, 95 years after publication for works of this age.
     published = int(re.search(r"\d{4}", painting.year).group())
     assert painting.died >= published - 1 and published + 95 < this_year
+    assert painting.died + 70 < this_year
+    if painting.died + 100 < this_year:
+        assert painting.licence == "Public domain worldwide"
+    else:
+        assert painting.licence.startswith("Public domain in the EU, UK, US") and "life + 70" in painting.licence
     assert painting.credit == f"{painting.artist} ({painting.born}–{painting.died}), {painting.title}, {painting.year}"
     assert len(painting.label) <= 100
 

@@ -40,10 +40,15 @@ def sources_markdown(items: list[Painting]) -> str:
     rows = "\n".join(f"| images/{p.key}.jpg | {p.credit} | {p.licence} | {p.source} |" for p in items)
     return f"""# Gallery paintings
 
-Public domain worldwide: every artist died more than 70 years ago and every work was published
-more than 95 years ago. The image files were taken from the two MIT-licensed repositories named
-below and scaled to at most {LONG_SIDE} px on the long side. Keep the attribution wherever a copy
-goes; `paintings.json` holds the same data for programs.
+Every artist died more than 70 years ago and every work was published more than 95 years ago, so
+all of them are in the public domain in the EU, the UK, the US and every other country whose
+copyright ends by 70 years after the author's death. Those whose artist died more than 100 years
+ago are beyond the longest term any country applies and so public domain worldwide; for the others,
+check before relying on them in one of the few countries with longer terms (Mexico: life + 100).
+
+The image files were taken from the two MIT-licensed repositories named below and scaled to at most
+{LONG_SIDE} px on the long side. Keep the attribution wherever a copy goes; `paintings.json` holds
+the same data for programs.
 
 | file | painting | status | image taken from |
 |---|---|---|---|

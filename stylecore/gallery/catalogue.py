@@ -28,8 +28,9 @@ class Painting:
     """One gallery painting with everything its attribution needs.
 
     `year` is text because dates of old works are often approximate ("c. 1831"); `born` and
-    `died` are kept as numbers because the public-domain status is derived from them (the
-    artist died more than 70 years ago, the work was published more than 95 years ago).
+    `died` are kept as numbers because the public-domain status rests on them: the artist died
+    more than 70 years ago (more than 100 for "worldwide") and the work was published more than
+    95 years ago.
     """
 
     key: str
