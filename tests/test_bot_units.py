@@ -1,17 +1,15 @@
-"""Unit tests for the bot's pure parts: settings parsing, rendering,
-the throttled progress editor (with an injected clock) and log redaction."""
+"""Unit tests for the bot's pure parts: server settings parsing, rendering, the throttled progress
+editor (with an injected clock) and log redaction. Config and database: test_config.py, test_db.py."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
-import time
 
 import pytest
 
 from bot import render
-from bot.db import Database, JobRecord
 from bot.errors import describe, failure_message
 from bot.guild_settings import GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
@@ -90,34 +88,6 @@ def test_describe_errors_are_specific() -> None:
     msg, expected = describe(RuntimeError("boom"))
     assert not expected and "boom" not in msg
     assert "worker" in failure_message("x", "worker_lost")
-
-
-# -- database -------------------------------------------------------------------------------
-
-
-async def test_database_jobs_inputs_and_ttl(tmp_path) -> None:
-    db = Database(tmp_path / "db.sqlite3")
-    await db.open()
-    try:
-        now = time.time()
-        rec = JobRecord("aaaaaa000001", 1, 10, 100, "queued", "slash", {"size": 64}, 8_000_000, now - 100)
-        done = JobRecord("aaaaaa000002", 1, 10, 100, "done", "slash", {"size": 64}, 8_000_000, now - 100)
-        await db.add_job(rec, b"content", b"style", ttl=50)
-        await db.add_job(done, b"c2", b"s2", ttl=50)
-        await db.update_job(rec.job_id, message_id=555, state="running")
-        got = await db.get_job(rec.job_id)
-        assert got is not None and got.message_id == 555 and got.options == {"size": 64}
-        assert [r.job_id for r in await db.jobs_in(["running"], guild_id=1, owner_id=100)] == [rec.job_id]
-        # Both inputs are past their TTL: the finished job's go, the unfinished job's stay for recovery.
-        assert await db.get_inputs(done.job_id) is None
-        assert await db.purge_expired() == 1
-        assert await db.get_inputs(rec.job_id, include_expired=True) == (b"content", b"style")
-        await db.save_guild_overrides(1, {"max_size": 300, "allowed_channels": (5,)})
-        s = await db.guild_settings(1, GuildSettings())
-        assert s.max_size == 300 and s.allowed_channels == (5,)
-        assert (await db.guild_settings(2, GuildSettings())).max_size == GuildSettings().max_size
-    finally:
-        await db.close()
 
 
 # -- progress editor ------------------------------------------------------------------------
