@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
 from stylecore.executors import KINDS, ExecutorConfig
@@ -126,7 +132,7 @@ class BotConfig(BaseSettings):
     shutdown_grace: float = _var("STYLEBOT_SHUTDOWN_GRACE", 60.0, ge=0)
     health_host: str = _var("STYLEBOT_HEALTH_HOST", "127.0.0.1")
     health_port: Port = _var("STYLEBOT_HEALTH_PORT", 8080, ge=0, le=65535)
-    # bot-wide defaults for per-server settings, from STYLEBOT_<SETTING> (see _GuildDefaults)
+    # bot-wide defaults for per-server settings, from STYLEBOT_<SETTING> (see _guild_defaults)
     guild_defaults: Mapping[str, Any] = Field(default_factory=dict)
 
     @field_validator("guild_defaults", mode="before")
@@ -158,15 +164,17 @@ class BotConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Python arguments, then the environment, then .env (each wins over the next)."""
-        assert isinstance(env_settings, EnvSettingsSource) and isinstance(dotenv_settings, EnvSettingsSource)
-        return init_settings, env_settings, dotenv_settings, _GuildDefaults(settings_cls, env_settings, dotenv_settings)
+        """Only what the caller passes: `from_env` is what reads the environment, so a config built in
+        Python (tests, embedding) never picks up whatever the process happens to export."""
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, *, dotenv_path: str | os.PathLike[str] | None = ".env") -> BotConfig:
         """Read the settings; real environment variables win over the .env file (if it exists)."""
+        env = EnvSettingsSource(cls)
+        dotenv = DotEnvSettingsSource(cls, env_file=dotenv_path)
         try:
-            return cls(_env_file=dotenv_path)  # type: ignore[call-arg]
+            return cls(**{**dotenv(), **env(), **_guild_defaults(env, dotenv)})
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
 
@@ -205,21 +213,13 @@ def _describe(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-class _GuildDefaults(PydanticBaseSettingsSource):
-    """`STYLEBOT_<SETTING>` for every per-server setting, so a new setting needs no new field here."""
-
-    def __init__(self, settings_cls: type[BaseSettings], *sources: EnvSettingsSource) -> None:
-        super().__init__(settings_cls)
-        self._sources = sources  # highest priority first
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # one value for one field, built in __call__
-
-    def __call__(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for source in reversed(self._sources):
-            for key in SETTINGS:
-                raw = source.env_vars.get(f"STYLEBOT_{key.upper()}")
-                if raw is not None:
-                    found[key] = raw
-        return {"guild_defaults": found} if found else {}
+def _guild_defaults(*sources: EnvSettingsSource) -> dict[str, Any]:
+    """`STYLEBOT_<SETTING>` for every per-server setting (first source wins), so a new setting needs no
+    field here; the values are parsed by the `guild_defaults` validator."""
+    found: dict[str, str] = {}
+    for source in reversed(sources):
+        for key in SETTINGS:
+            raw = source.env_vars.get(f"STYLEBOT_{key.upper()}")
+            if raw is not None:
+                found[key] = raw
+    return {"guild_defaults": found} if found else {}

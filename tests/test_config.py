@@ -139,9 +139,10 @@ def test_human_units_become_seconds_and_bytes(env) -> None:
     assert cfg.memory_limit == 3 * 2**29 and cfg.executor_config()["memory_limit"] == 3 * 2**29
     assert cfg.inputs_ttl == 1800.0 and cfg.max_input_bytes == 8 * 2**20
     assert cfg.inputs_max_bytes == 2**28 and cfg.inputs_max_bytes_per_member == 0
-    # from Python the fields are already in seconds and bytes
+    # from Python the fields are already in seconds and bytes, and the environment is not read
     direct = BotConfig(memory_limit=1000, inputs_ttl=60.0, workers=3)
     assert direct.memory_limit == 1000 and direct.inputs_ttl == 60.0 and direct.workers == 3
+    assert direct.inputs_max_bytes == BotConfig().inputs_max_bytes == 2 * 2**30
 
 
 def test_env_example_documents_every_variable_with_the_real_defaults(env) -> None:
