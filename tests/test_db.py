@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.db import Database, JobRecord, migrations
+from bot.db.database import PURGE_BATCH
 from bot.guild_settings import GuildSettings
 
 # The schema exactly as the first release created it (no version number), kept here verbatim so the
@@ -92,6 +93,16 @@ async def test_jobs_inputs_and_ttl(db: Database) -> None:
     assert (await db.guild_settings(2, GuildSettings())).max_size == GuildSettings().max_size
     await db.save_guild_overrides(1, {})
     assert await db.guild_overrides(1) == {}
+
+
+async def test_the_purge_works_through_any_number_of_jobs_in_small_steps(db: Database) -> None:
+    old = time.time() - 3600
+    for n in range(3 * PURGE_BATCH + 1):
+        await db.add_job(job(f"expire{n:06d}", created=old), b"c", b"s", ttl=60)
+        await db.update_job(f"expire{n:06d}", state="done")
+    await db.add_job(job("waiting00001", created=old), b"c", b"s", ttl=60)
+    assert await db.purge_expired() == 3 * PURGE_BATCH + 1
+    assert await db.inputs_bytes() == 2  # only the queued job's
 
 
 # -- transactions ---------------------------------------------------------------------------
@@ -297,8 +308,17 @@ async def test_a_first_release_database_is_upgraded_and_keeps_its_data(tmp_path:
         assert copy.execute("PRAGMA user_version").fetchone()[0] == 0
         assert copy.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == 3
         assert copy.execute("SELECT COUNT(*) FROM jobs WHERE job_id = 'new000000001'").fetchone()[0] == 0
+    # the backup goes when every image in it has passed its TTL, as the images in the database do
+    db = Database(path)
+    await db.open()
+    try:
+        await db.purge_expired(now=1e12 - 1)
+        assert backup.is_file()
+        await db.purge_expired(now=1e12)
+        assert not backup.exists()
+    finally:
+        await db.close()
     # a current database is opened as it is: no migration, no new backup
-    backup.unlink()
     db = Database(path)
     await db.open()
     await db.close()

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.db.migrations import migrate
+from bot.db.migrations import drop_expired_backups, migrate
 from bot.db.private import database_files, private_dir, private_file
 from bot.guild_settings import SETTINGS, GuildSettings
 
@@ -40,6 +40,9 @@ NO_RERUN_STATES: tuple[str, ...] = ("failed", "cancelled")
 # Past this the write-ahead log is truncated after a checkpoint, instead of staying as large as the
 # biggest transaction ever written (one job's inputs can be 40 MB).
 WAL_SIZE_LIMIT = 64 * 2**20
+# Deleted images are overwritten (secure_delete), which writes every freed page to the write-ahead
+# log: the purge deletes this many jobs' inputs per transaction so the log stays small.
+PURGE_BATCH = 8
 
 
 @dataclass
@@ -71,6 +74,7 @@ class JobRecord:
 
 _JOB_COLUMNS = tuple(f.name for f in fields(JobRecord))
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
+_NO_RERUN_SQL = ", ".join(f"'{s}'" for s in NO_RERUN_STATES)
 
 
 def _eviction_sql(bucket: str, where: str = "") -> str:
@@ -85,7 +89,7 @@ def _eviction_sql(bucket: str, where: str = "") -> str:
                    length(i.content) + length(i.style) AS nbytes
             FROM inputs AS i JOIN jobs AS j ON j.job_id = i.job_id {where}
         ), ranked AS (
-            SELECT job_id, active, nbytes, SUM(nbytes) OVER (PARTITION BY bucket) AS total,
+            SELECT job_id, created_at, active, nbytes, SUM(nbytes) OVER (PARTITION BY bucket) AS total,
                    SUM(CASE WHEN active THEN 0 ELSE nbytes END) OVER (
                        PARTITION BY bucket ORDER BY created_at, job_id ROWS UNBOUNDED PRECEDING
                    ) AS freed_through
@@ -93,6 +97,7 @@ def _eviction_sql(bucket: str, where: str = "") -> str:
         )
         DELETE FROM inputs WHERE job_id IN (
             SELECT job_id FROM ranked WHERE NOT active AND total - (freed_through - nbytes) > :cap
+            ORDER BY created_at LIMIT :limit
         )
     """
 
@@ -100,6 +105,19 @@ def _eviction_sql(bucket: str, where: str = "") -> str:
 _EVICT_MEMBER = _eviction_sql("j.owner_id", "WHERE j.owner_id = :owner")
 _EVICT_EVERY_MEMBER = _eviction_sql("j.owner_id")
 _EVICT_TOTAL = _eviction_sql("0")
+_DELETE_EXPIRED = f"""
+    DELETE FROM inputs WHERE job_id IN (
+        SELECT job_id FROM inputs WHERE expires_at <= :now
+        AND job_id NOT IN (SELECT job_id FROM jobs WHERE state IN ({_ACTIVE_SQL})) LIMIT :limit
+    )
+"""
+_DELETE_USELESS = f"""
+    DELETE FROM inputs WHERE job_id IN (
+        SELECT job_id FROM inputs
+        WHERE job_id NOT IN (SELECT job_id FROM jobs WHERE state NOT IN ({_NO_RERUN_SQL}))
+        LIMIT :limit
+    )
+"""
 
 
 class Database:
@@ -141,6 +159,7 @@ class Database:
         await self._conn.execute("PRAGMA journal_mode=WAL")
         await self._conn.execute("PRAGMA synchronous=NORMAL")
         await self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        await self._conn.execute("PRAGMA secure_delete=ON")  # not every SQLite build has it on by default
         for path in [*database_files(self.path), *self.path.parent.glob(f"{self.path.name}.v*.bak")]:
             private_file(path)  # files made by older versions, before they were private
 
@@ -276,34 +295,44 @@ class Database:
     async def purge_expired(self, *, now: float | None = None) -> int:
         """Drop inputs past their TTL, except those of jobs that still have to run; returns how many.
 
-        Also drops inputs nothing can use (of failed, cancelled or deleted jobs) and enforces the
-        caps for every member, so lowering a cap takes effect without waiting for new jobs.
+        Also drops inputs nothing can use (of failed, cancelled or deleted jobs), enforces the caps
+        for every member, so lowering a cap takes effect without waiting for new jobs, and deletes
+        migration backups whose images have all expired. In small transactions (`PURGE_BATCH`), so
+        other operations go on meanwhile and the write-ahead log stays small.
         """
         now = time.time() if now is None else now
-        async with self.transaction() as db:
-            cur = await db.execute(
-                f"DELETE FROM inputs WHERE expires_at <= ? AND job_id NOT IN "
-                f"(SELECT job_id FROM jobs WHERE state IN ({_ACTIVE_SQL}))",
-                (now,),
-            )
-            expired = cur.rowcount
-            useless = await db.execute(
-                "DELETE FROM inputs WHERE job_id NOT IN (SELECT job_id FROM jobs WHERE state NOT IN (?, ?))",
-                NO_RERUN_STATES,
-            )
-            if useless.rowcount:
-                log.info("deleted the stored inputs of %d failed, cancelled or deleted job(s)", useless.rowcount)
-            await self._evict(db, owner_id=None)
-        return expired
-
-    async def _evict(self, db: aiosqlite.Connection, *, owner_id: int | None) -> int:
-        """Enforce the caps inside the caller's transaction: one member's (or every member's), then the total."""
+        expired = await self._delete_in_batches(_DELETE_EXPIRED, {"now": now})
+        useless = await self._delete_in_batches(_DELETE_USELESS, {})
+        if useless:
+            log.info("deleted the stored inputs of %d failed, cancelled or deleted job(s)", useless)
         evicted = 0
         if self.inputs_max_bytes_per_member is not None:
-            sql, args = (_EVICT_EVERY_MEMBER, {}) if owner_id is None else (_EVICT_MEMBER, {"owner": owner_id})
-            evicted += (await db.execute(sql, {**args, "cap": self.inputs_max_bytes_per_member})).rowcount
+            evicted += await self._delete_in_batches(_EVICT_EVERY_MEMBER, {"cap": self.inputs_max_bytes_per_member})
         if self.inputs_max_bytes is not None:
-            evicted += (await db.execute(_EVICT_TOTAL, {"cap": self.inputs_max_bytes})).rowcount
+            evicted += await self._delete_in_batches(_EVICT_TOTAL, {"cap": self.inputs_max_bytes})
         if evicted:
             log.info("deleted the stored inputs of %d older finished job(s) to stay under the storage caps", evicted)
-        return evicted
+        for backup in await asyncio.to_thread(drop_expired_backups, self.path, now):
+            log.info("deleted %s: every image in it had passed its TTL", backup)
+        return expired
+
+    async def _delete_in_batches(self, sql: str, params: dict[str, Any]) -> int:
+        total = 0
+        while True:
+            async with self.transaction() as db:
+                deleted = (await db.execute(sql, {**params, "limit": PURGE_BATCH})).rowcount
+            total += deleted
+            if deleted < PURGE_BATCH:
+                return total
+
+    async def _evict(self, db: aiosqlite.Connection, *, owner_id: int) -> None:
+        """Make room for a new job of `owner_id`, inside the caller's transaction: that member's cap,
+        then the total."""
+        evicted = 0
+        if self.inputs_max_bytes_per_member is not None:
+            args = {"owner": owner_id, "cap": self.inputs_max_bytes_per_member, "limit": -1}
+            evicted += (await db.execute(_EVICT_MEMBER, args)).rowcount
+        if self.inputs_max_bytes is not None:
+            evicted += (await db.execute(_EVICT_TOTAL, {"cap": self.inputs_max_bytes, "limit": -1})).rowcount
+        if evicted:
+            log.info("deleted the stored inputs of %d older finished job(s) to stay under the storage caps", evicted)

@@ -125,6 +125,23 @@ def _backup(db: sqlite3.Connection, target: Path) -> Path:
     private_file(target, create=True)
     with closing(sqlite3.connect(target)) as copy:
         db.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, whatever the original used
     private_file(target)
     log.info("backed up the database to %s before migrating it", target)
     return target
+
+
+def drop_expired_backups(db_path: Path, now: float) -> list[Path]:
+    """Delete the backups whose stored inputs have all passed their TTL; return them.
+
+    A backup holds strangers' images like the database does, so it must not keep them longer than
+    the database would have. One without any inputs holds only what the database keeps anyway.
+    """
+    dropped = []
+    for backup in sorted(db_path.parent.glob(f"{db_path.name}.v*.bak")):
+        with closing(sqlite3.connect(f"{backup.resolve().as_uri()}?mode=ro", uri=True)) as copy:
+            (last_expiry,) = copy.execute("SELECT MAX(expires_at) FROM inputs").fetchone()
+        if last_expiry is not None and last_expiry <= now:
+            backup.unlink()
+            dropped.append(backup)
+    return dropped
