@@ -78,7 +78,11 @@ class StyleBot(commands.Bot):
         apply_endpoints(config)
         self.config = config
         self.base_settings = GuildSettings().with_overrides(config.guild_defaults).check()
-        self.db = Database(config.db_path)
+        self.db = Database(
+            config.db_path,
+            inputs_max_bytes=config.inputs_max_bytes,
+            inputs_max_bytes_per_member=config.inputs_max_bytes_per_member,
+        )
         self._own_executor = executor is None
         self.executor: Executor | None = executor
         self.jobs: JobService = None  # type: ignore[assignment]  # set in setup_hook

@@ -24,7 +24,7 @@ from fakediscord import Channel, FakeDiscord, Interaction, Member, Message, Reco
 from PIL import Image
 
 from bot.bot import StyleBot
-from bot.config import BotConfig, Secret
+from bot.config import BotConfig
 from stylecore.executors import make_executor
 from stylecore.executors.base import Executor, Job, JobEvent, JobHandle, JobResult, JobState, QueueEntry
 
@@ -136,7 +136,7 @@ class BotEnv:
         defaults = dict(TEST_GUILD_DEFAULTS)
         defaults.update(overrides.pop("guild_defaults", {}))
         base: dict[str, Any] = dict(
-            token=Secret(self.fd.token),
+            token=self.fd.token,
             data_dir=self.data_dir,
             executor="local",
             workers=1,

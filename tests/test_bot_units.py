@@ -1,18 +1,15 @@
-"""Unit tests for the bot's pure parts: settings parsing, config, rendering, the database,
-the throttled progress editor (with an injected clock) and log redaction."""
+"""Unit tests for the bot's pure parts: server settings parsing, rendering, the throttled progress
+editor (with an injected clock) and log redaction. Config and database: test_config.py, test_db.py."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
-import time
 
 import pytest
 
 from bot import render
-from bot.config import BotConfig, ConfigError, Secret
-from bot.db import Database, JobRecord
 from bot.errors import describe, failure_message
 from bot.guild_settings import GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
@@ -50,50 +47,6 @@ def test_guild_settings_cross_checks_and_channels() -> None:
     assert s.channel_allowed(111) and not s.channel_allowed(222)
     assert s.channel_allowed(222, parent_id=111)  # a thread under an allowed channel
     assert s.describe("allowed_channels") == "<#111>"
-
-
-# -- config ---------------------------------------------------------------------------------
-
-
-def test_config_from_env_and_secret_never_shows(tmp_path) -> None:
-    env = {
-        "DISCORD_TOKEN": "abc.def.ghi",
-        "STYLEBOT_WORKERS": "2",
-        "STYLEBOT_DATA_DIR": str(tmp_path),
-        "STYLEBOT_DEV_GUILD": "42",
-        "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
-        "STYLEBOT_DEFAULT_SIZE": "256",
-        "STYLEBOT_HEALTH_PORT": "off",
-    }
-    cfg = BotConfig.from_env(env, dotenv_path=None)
-    assert cfg.workers == 2 and cfg.dev_guild_id == 42 and cfg.health_port is None
-    assert cfg.api_base == "http://127.0.0.1:9/api/v10"
-    assert cfg.guild_defaults == {"default_size": 256}
-    assert cfg.require_token() == "abc.def.ghi"
-    assert "abc.def.ghi" not in repr(cfg) and "abc.def.ghi" not in str(cfg.token)
-    assert cfg.executor_config() == {"workers": 2, "max_queue": 32}
-
-
-def test_config_dotenv_and_errors(tmp_path) -> None:
-    dotenv = tmp_path / ".env"
-    dotenv.write_text("DISCORD_TOKEN=from-file\nSTYLEBOT_WORKERS=3\n")
-    cfg = BotConfig.from_env({"STYLEBOT_WORKERS": "1"}, dotenv_path=dotenv)
-    assert cfg.token == Secret("from-file") and cfg.workers == 1  # the environment wins
-    with pytest.raises(ConfigError, match="STYLEBOT_WORKERS"):
-        BotConfig.from_env({"STYLEBOT_WORKERS": "many"}, dotenv_path=None)
-    with pytest.raises(ConfigError, match="STYLEBOT_MAX_SIZE"):
-        BotConfig.from_env({"STYLEBOT_MAX_SIZE": "5"}, dotenv_path=None)
-    with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
-        BotConfig.from_env({}, dotenv_path=None).require_token()
-    with pytest.raises(ConfigError, match="STYLEBOT_MEMORY_LIMIT_GB"):
-        BotConfig.from_env({"STYLEBOT_MEMORY_LIMIT_GB": "0"}, dotenv_path=None)
-
-
-def test_memory_limit_reaches_the_executor_in_bytes() -> None:
-    cfg = BotConfig.from_env({"STYLEBOT_MEMORY_LIMIT_GB": "1.5"}, dotenv_path=None)
-    assert cfg.memory_limit == 3 * 2**29
-    assert cfg.executor_config()["memory_limit"] == 3 * 2**29
-    assert "memory_limit" not in BotConfig.from_env({}, dotenv_path=None).executor_config()
 
 
 # -- rendering and errors -------------------------------------------------------------------
@@ -135,34 +88,6 @@ def test_describe_errors_are_specific() -> None:
     msg, expected = describe(RuntimeError("boom"))
     assert not expected and "boom" not in msg
     assert "worker" in failure_message("x", "worker_lost")
-
-
-# -- database -------------------------------------------------------------------------------
-
-
-async def test_database_jobs_inputs_and_ttl(tmp_path) -> None:
-    db = Database(tmp_path / "db.sqlite3")
-    await db.open()
-    try:
-        now = time.time()
-        rec = JobRecord("aaaaaa000001", 1, 10, 100, "queued", "slash", {"size": 64}, 8_000_000, now - 100)
-        done = JobRecord("aaaaaa000002", 1, 10, 100, "done", "slash", {"size": 64}, 8_000_000, now - 100)
-        await db.add_job(rec, b"content", b"style", ttl=50)
-        await db.add_job(done, b"c2", b"s2", ttl=50)
-        await db.update_job(rec.job_id, message_id=555, state="running")
-        got = await db.get_job(rec.job_id)
-        assert got is not None and got.message_id == 555 and got.options == {"size": 64}
-        assert [r.job_id for r in await db.jobs_in(["running"], guild_id=1, owner_id=100)] == [rec.job_id]
-        # Both inputs are past their TTL: the finished job's go, the unfinished job's stay for recovery.
-        assert await db.get_inputs(done.job_id) is None
-        assert await db.purge_expired() == 1
-        assert await db.get_inputs(rec.job_id, include_expired=True) == (b"content", b"style")
-        await db.save_guild_overrides(1, {"max_size": 300, "allowed_channels": (5,)})
-        s = await db.guild_settings(1, GuildSettings())
-        assert s.max_size == 300 and s.allowed_channels == (5,)
-        assert (await db.guild_settings(2, GuildSettings())).max_size == GuildSettings().max_size
-    finally:
-        await db.close()
 
 
 # -- progress editor ------------------------------------------------------------------------
