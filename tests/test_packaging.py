@@ -245,8 +245,9 @@ def test_healthcheck_fails_when_nothing_listens():
 
 
 @pytest.mark.parametrize("off", ["off", "OFF", "disabled", "none"])
-def test_healthcheck_passes_when_the_health_port_is_turned_off(off: str):
-    assert BotConfig.from_env({"STYLEBOT_HEALTH_PORT": off}, dotenv_path=None).health_port is None
+def test_healthcheck_passes_when_the_health_port_is_turned_off(off: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STYLEBOT_HEALTH_PORT", off)
+    assert BotConfig.from_env(dotenv_path=None).health_port is None
     out = run_healthcheck(STYLEBOT_HEALTH_PORT=off)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "turned off" in out.stdout
@@ -299,9 +300,10 @@ def test_compose_publishes_health_on_the_hosts_loopback_only():
         assert container_port == env()["STYLEBOT_HEALTH_PORT"]
 
 
-def test_compose_waits_longer_than_the_bots_shutdown_grace():
+def test_compose_waits_longer_than_the_bots_shutdown_grace(monkeypatch: pytest.MonkeyPatch):
     grace = BotConfig().shutdown_grace
-    assert BotConfig.from_env({}, dotenv_path=None).shutdown_grace == grace
+    monkeypatch.delenv("STYLEBOT_SHUTDOWN_GRACE", raising=False)
+    assert BotConfig.from_env(dotenv_path=None).shutdown_grace == grace
     assert seconds(compose_service()["stop_grace_period"]) >= grace + 15, "time to save state after the grace"
     assert seconds("1m30s") == 90 and seconds("500ms") == 0.5
 
