@@ -82,6 +82,7 @@ class StyleBot(commands.Bot):
             config.db_path,
             inputs_max_bytes=config.inputs_max_bytes,
             inputs_max_bytes_per_member=config.inputs_max_bytes_per_member,
+            job_history=config.job_history,
         )
         self._own_executor = executor is None
         self.executor: Executor | None = executor

@@ -83,6 +83,7 @@ def _var(name: str | AliasChoices, default: Any, **constraints: Any) -> Any:
 MiB = 2**20
 GiB = 2**30
 Hours = Annotated[float, _from_unit(3600.0, "hours", to=float)]
+Days = Annotated[float, _from_unit(86400.0, "days", to=float)]
 MebiBytes = Annotated[int, _from_unit(MiB, "MB")]
 GibiBytes = Annotated[int, _from_unit(GiB, "GB")]
 Lower = Annotated[str, BeforeValidator(str.lower)]
@@ -116,6 +117,7 @@ class BotConfig(BaseSettings):
     # -- storage
     data_dir: Path = _var("STYLEBOT_DATA_DIR", Path("data"))
     inputs_ttl: Hours = _var("STYLEBOT_INPUT_TTL_HOURS", 24 * 3600.0, ge=0)
+    job_history: Days = _var("STYLEBOT_JOB_HISTORY_DAYS", 30 * 86400.0, ge=0)
     inputs_max_bytes: GibiBytes = _var("STYLEBOT_INPUTS_MAX_GB", 2 * GiB, ge=0)
     inputs_max_bytes_per_member: MebiBytes = _var("STYLEBOT_INPUTS_MAX_MB_PER_MEMBER", 200 * MiB, ge=0)
     max_input_bytes: MebiBytes = _var("STYLEBOT_MAX_INPUT_MB", 20 * MiB, gt=0)

@@ -105,6 +105,33 @@ async def test_the_purge_works_through_any_number_of_jobs_in_small_steps(db: Dat
     assert await db.inputs_bytes() == 2  # only the queued job's
 
 
+async def test_finished_job_rows_are_kept_only_for_the_job_history(tmp_path: Path) -> None:
+    day = 86400.0
+    database = Database(tmp_path / "h.sqlite3", job_history=7 * day)
+    await database.open()
+    try:
+        now = time.time()
+        for job_id, state, age in (
+            ("old000000001", "done", 8),
+            ("old000000002", "failed", 9),
+            ("new000000001", "done", 2),
+            ("run000000001", "queued", 30),  # an accepted job is never forgotten, however old
+        ):
+            await database.add_job(job(job_id, created=now - age * day), b"c", b"s", ttl=60)
+            if state != "queued":
+                await database.update_job(job_id, state=state)
+                await database.conn.execute(
+                    "UPDATE jobs SET finished_at = ? WHERE job_id = ?", (now - age * day, job_id)
+                )
+        await database.conn.commit()
+        await database.purge_expired(now=now)
+        kept = {r.job_id for r in await database.jobs_in(["queued", "running", "done", "failed", "cancelled"])}
+        assert kept == {"new000000001", "run000000001"}
+        assert await database.get_inputs("old000000001", include_expired=True) is None
+    finally:
+        await database.close()
+
+
 # -- transactions ---------------------------------------------------------------------------
 
 

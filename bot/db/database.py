@@ -118,13 +118,21 @@ _DELETE_USELESS = f"""
         LIMIT :limit
     )
 """
+_DELETE_OLD_JOBS = f"""
+    DELETE FROM jobs WHERE job_id IN (
+        SELECT job_id FROM jobs WHERE state NOT IN ({_ACTIVE_SQL})
+        AND COALESCE(finished_at, created_at) <= :before LIMIT :limit
+    )
+"""
 
 
 class Database:
     """One aiosqlite connection; each public method is one transaction (see the module docstring).
 
     `inputs_max_bytes` caps all stored inputs together, `inputs_max_bytes_per_member` those of one
-    member across servers; None means no cap.
+    member across servers; None means no cap. `job_history` is how long (seconds) the row of a
+    finished job is kept: a row names a member, a channel and settings, so it is personal data and
+    is not kept for ever (None keeps rows for ever).
     """
 
     def __init__(
@@ -133,8 +141,10 @@ class Database:
         *,
         inputs_max_bytes: int | None = None,
         inputs_max_bytes_per_member: int | None = None,
+        job_history: float | None = None,
     ) -> None:
         self.path = Path(path)
+        self.job_history = job_history
         self.inputs_max_bytes = inputs_max_bytes
         self.inputs_max_bytes_per_member = inputs_max_bytes_per_member
         self._conn: aiosqlite.Connection | None = None
@@ -302,6 +312,10 @@ class Database:
         """
         now = time.time() if now is None else now
         expired = await self._delete_in_batches(_DELETE_EXPIRED, {"now": now})
+        if self.job_history is not None:
+            old = await self._delete_in_batches(_DELETE_OLD_JOBS, {"before": now - self.job_history})
+            if old:
+                log.info("deleted %d finished job row(s) older than the job history", old)
         useless = await self._delete_in_batches(_DELETE_USELESS, {})
         if useless:
             log.info("deleted the stored inputs of %d failed, cancelled or deleted job(s)", useless)
