@@ -44,3 +44,14 @@ def test_importing_stylecore_executors_leaves_torch_out() -> None:
         pytest.xfail("stylecore/__init__.py imports the engine (and so torch) eagerly")
     proc = _run("import stylecore.executors, sys; assert 'torch' not in sys.modules")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_gpus_are_counted_without_importing_torch_here() -> None:
+    import torch
+
+    from stylecore.executors.config import ExecutorConfig
+    from stylecore.executors.local import count_gpus
+
+    assert count_gpus(ExecutorConfig(device="cpu")) == []
+    assert count_gpus(ExecutorConfig(gpus=(1, 3))) == [1, 3]
+    assert count_gpus(ExecutorConfig()) == list(range(torch.cuda.device_count()))  # the probe's answer

@@ -42,8 +42,9 @@ def test_a_node_lost_mid_job_is_retried_on_another_node(tmp_path: Path) -> None:
     assert "worker running this job was lost; retrying" in retry["note"] and retry["position"] == 1
     # ...and ran again on the restarted actor, which was warm (ready) before it got the job.
     timeline = report["timeline"]
-    after = timeline[timeline.index("remove_node") :]
-    assert after.index("slot_ready") < after.index("victim:started") < after.index("victim:progress")
+    after = timeline[timeline.index("remove_node") :]  # (progress already on its way may still arrive)
+    restarted = after.index("victim:started")
+    assert after.index("slot_ready") < restarted and "victim:progress" in after[restarted:]
     # The queued job was unaffected: it waited, then ran to the end.
     assert report["queued_state_before"] == "queued"
     assert report["queued_kinds"][-1] == "done" and "failed" not in report["queued_kinds"]

@@ -101,9 +101,10 @@ def count_gpus(config: ExecutorConfig) -> list[int]:
         return []
     if config.gpus is not None:
         return list(config.gpus)
-    probe = "import torch; print(torch.cuda.device_count())"
+    probe = [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"]
+    env = {k: v for k, v in os.environ.items() if k not in config.secret_env}
     try:
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+        out = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120, check=True)
         return list(range(int(out.stdout.strip().splitlines()[-1])))
     except Exception as e:
         log.warning("could not count GPUs (%s); using the CPU", e)
