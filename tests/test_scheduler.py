@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stylecore.executors.base import QueueFull, UserLimitReached
-from stylecore.executors.scheduler import Batching, FairScheduler, StepTimeModel, output_pixels
+from stylecore.executors.scheduler import Batching, FairScheduler, StepTimeModel
 
 
 def sched(slots: int = 1, **kw: int) -> FairScheduler:
@@ -235,12 +235,6 @@ def test_finish_feeds_the_model() -> None:
     assert s.pick() == "a0"
     s.finish("a0", seconds=2.0, steps=10)
     assert s.model.seconds_per_step(4096) == pytest.approx(0.2)
-
-
-def test_output_pixels_follows_the_long_or_short_side() -> None:
-    assert output_pixels(400, 200, 64, "long") == 64 * 32
-    assert output_pixels(400, 200, 64, "short") == 128 * 64
-    assert output_pixels(0, 0, 64) == 64 * 64
 
 
 def test_limits_must_be_positive() -> None:

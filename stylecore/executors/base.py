@@ -1,8 +1,11 @@
-"""The one small async protocol between the bot and whatever runs the jobs.
+"""The one small async protocol between a caller (e.g. a chat bot) and whatever runs the jobs.
 
-The bot only ever sees `Executor`, `JobHandle`, `Job`, `JobEvent` and `JobResult`; the local
-process pool and the Ray backend both implement it, so the Discord layer never learns
-where a job ran. Jobs carry image bytes, never paths, so they can cross machines.
+A caller only ever sees `Executor`, `JobHandle`, `Job`, `JobEvent` and `JobResult`; every
+backend sits behind the same `Dispatcher`, so the caller never learns where a job ran. Jobs
+carry image bytes, never paths, so they can cross machines.
+
+Writing a backend? Its contract is `stylecore.executors.backend.Backend` (what to implement,
+documented there); the registry of backends is `stylecore.executors.BACKENDS`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, Literal
 from stylecore.options import StyleOptions
 
 EventKind = Literal["queued", "started", "progress", "preview", "done", "failed", "cancelled"]
-FailureReason = Literal["bad_input", "worker_lost", "oom", "timeout", "shutdown", "internal"]
+FailureReason = Literal["bad_input", "worker_lost", "no_worker", "oom", "timeout", "shutdown", "internal"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 
@@ -30,7 +33,7 @@ class Job:
     """One request: inputs as encoded image bytes plus validated options.
 
     `user_id` is the fairness key (round-robin between users); `meta` is opaque to the
-    executor and handed back untouched (the bot keeps guild/channel ids there).
+    executor and handed back untouched (a caller keeps its own ids there).
     """
 
     content: bytes
@@ -113,6 +116,11 @@ class ExecutorClosed(ExecutorError):
     """submit() after shutdown() began."""
 
 
+class WorkersUnavailable(ExecutorError):
+    """No worker is ready and every one failed its last start: submit() refuses instead of
+    queueing a job that could wait forever (queued jobs fail with reason "no_worker")."""
+
+
 @dataclass(frozen=True)
 class QueueEntry:
     job_id: str
@@ -124,14 +132,22 @@ class QueueEntry:
 
 
 class JobHandle(abc.ABC):
-    """The caller's grip on one submitted job."""
+    """The caller's grip on one submitted job.
+
+    The finished image is handed out once: the `done` event's `result` reaches every consumer
+    waiting when the job ends (subscribers of `events()`, callers of `result()`), or else the
+    first one to ask; after that the executor keeps only the job's small metadata, so a busy
+    executor does not hold hundreds of results nobody will read again. Consume it from
+    `events()` or `result()`, and keep it yourself if you need it twice.
+    """
 
     job_id: str
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[JobEvent]:
         """Every event from submission on (a late subscriber first gets the latest state),
-        ending after the terminal event. Several consumers may iterate independently."""
+        ending after the terminal event. Several consumers may iterate independently; once the
+        result was delivered, a late subscriber's `done` event has `result=None`."""
 
     @abc.abstractmethod
     async def cancel(self) -> bool:
@@ -139,7 +155,8 @@ class JobHandle(abc.ABC):
 
     @abc.abstractmethod
     async def result(self) -> JobResult:
-        """Wait for the end; raises JobFailed or JobCancelled."""
+        """Wait for the end; raises JobFailed or JobCancelled, or ExecutorError when the
+        result was already delivered to another consumer."""
 
     @property
     @abc.abstractmethod
@@ -147,7 +164,7 @@ class JobHandle(abc.ABC):
 
 
 class Executor(abc.ABC):
-    """Runs jobs off the event loop; every method is safe to call from the bot's loop."""
+    """Runs jobs off the event loop; every method is safe to call from the caller's loop."""
 
     @abc.abstractmethod
     async def start(self) -> None: ...
@@ -164,10 +181,15 @@ class Executor(abc.ABC):
         """Running jobs first, then queued ones in the order they will start."""
 
     def workers(self) -> list[dict[str, Any]]:
-        """One dict per worker slot for operators: `slot`, `ready`, `pid`, `device`, and where
-        known `gpu`, `memory_total`, `memory_budget` (bytes) and `max_side` (the largest long
-        side, px, a 4:3 job may have on it; None where memory is not capped)."""
+        """One dict per worker slot for operators: `slot`, `ready`, `state` ("starting",
+        "ready" or "failed"), `pid`, `device`, and where known `error` (why the last start
+        failed), `gpu`, `memory_total`, `memory_budget` (bytes) and `max_side` (the largest
+        long side, px, a 4:3 job may have on it; None where memory is not capped)."""
         return []
+
+    def ready_workers(self) -> int:
+        """How many workers can take a job now (a readiness probe wants at least one)."""
+        return sum(1 for w in self.workers() if w.get("ready"))
 
     def jobs_for(self, user_id: str) -> list[QueueEntry]:
         return [e for e in self.queue() if e.user_id == user_id]

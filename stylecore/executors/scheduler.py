@@ -18,16 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stylecore.executors.base import QueueFull, UserLimitReached
-from stylecore.options import resized
-
-
-def output_pixels(width: int, height: int, size: int, side: str = "long") -> int:
-    """Pixels of the final image the engine will make from a `width`×`height` input (the
-    engine's own rule); an unknown input size counts as a square."""
-    if width <= 0 or height <= 0:
-        return size * size
-    w, h = resized(width, height, size, side)
-    return w * h
 
 
 class StepTimeModel:
@@ -71,7 +61,9 @@ class StepTimeModel:
 
 
 @dataclass
-class _Entry:
+class _Ticket:
+    """A job as the queue sees it: whose it is, what it costs, and when it arrived (`seq`)."""
+
     job_id: str
     user_id: str
     pixels: int
@@ -81,13 +73,13 @@ class _Entry:
 
 @dataclass
 class _User:
-    queued: deque[_Entry] = field(default_factory=deque)
+    queued: deque[_Ticket] = field(default_factory=deque)
     running: int = 0
     last_served: int = -1  # pick counter at the last start; -1 = never
 
 
 @dataclass(frozen=True)
-class Planned:
+class QueuePlace:
     """Where a queued job stands: 1-based position in start order and seconds to done."""
 
     job_id: str
@@ -110,7 +102,7 @@ class Batching:
 class FairScheduler:
     """Per-user round robin with limits and a bounded queue.
 
-    `add` refuses with the exception the bot shows to the user; `pick` hands out the next
+    `add` refuses with an exception whose text is fit for the user; `pick` hands out the next
     job for a free slot (or None when every waiting user is at their running limit);
     `finish` returns a running job's user quota. Running jobs' remaining time is told to
     `plan` by the caller, which knows their progress.
@@ -133,8 +125,8 @@ class FairScheduler:
         self.max_per_user_running = max_per_user_running
         self.model = model or StepTimeModel()
         self._users: dict[str, _User] = {}
-        self._entries: dict[str, _Entry] = {}
-        self._running: dict[str, _Entry] = {}
+        self._waiting: dict[str, _Ticket] = {}
+        self._running: dict[str, _Ticket] = {}
         self._seq = itertools.count()
         self._picks = itertools.count()
         self._front: deque[str] = deque()  # retried jobs jump the round robin
@@ -143,14 +135,14 @@ class FairScheduler:
 
     @property
     def queued_count(self) -> int:
-        return len(self._entries)
+        return len(self._waiting)
 
     def running_ids(self) -> list[str]:
         return list(self._running)
 
     def add(self, job_id: str, user_id: str, pixels: int, steps: int) -> None:
         """Queue a job or raise QueueFull / UserLimitReached with a reason fit for a user."""
-        if job_id in self._entries or job_id in self._running:
+        if job_id in self._waiting or job_id in self._running:
             raise ValueError(f"job {job_id} is already known")
         user = self._users.get(user_id)
         if user is not None and len(user.queued) >= self.max_per_user_queued:
@@ -158,13 +150,13 @@ class FairScheduler:
                 f"you already have {len(user.queued)} job(s) waiting (the limit is "
                 f"{self.max_per_user_queued}); wait for one to start or cancel one"
             )
-        if len(self._entries) >= self.max_queue:
+        if len(self._waiting) >= self.max_queue:
             wait = self._first_free_in()
             hint = f"; a slot should free up in about {_fmt_seconds(wait)}" if wait else ""
-            raise QueueFull(f"the queue is full ({len(self._entries)} jobs waiting); try again later{hint}")
-        entry = _Entry(job_id, user_id, pixels, steps, next(self._seq))
+            raise QueueFull(f"the queue is full ({len(self._waiting)} jobs waiting); try again later{hint}")
+        entry = _Ticket(job_id, user_id, pixels, steps, next(self._seq))
         self._users.setdefault(user_id, _User()).queued.append(entry)
-        self._entries[job_id] = entry
+        self._waiting[job_id] = entry
 
     def requeue_front(self, job_id: str) -> None:
         """Put a running job back at the head of the queue (its worker died; retry it next).
@@ -175,12 +167,12 @@ class FairScheduler:
         user = self._users.setdefault(entry.user_id, _User())
         user.running -= 1
         user.queued.appendleft(entry)
-        self._entries[job_id] = entry
+        self._waiting[job_id] = entry
         self._front.append(job_id)
 
     def remove(self, job_id: str) -> bool:
         """Drop a queued job (cancel); False if it is not queued."""
-        entry = self._entries.pop(job_id, None)
+        entry = self._waiting.pop(job_id, None)
         if entry is None:
             return False
         user = self._users[entry.user_id]
@@ -224,14 +216,14 @@ class FairScheduler:
         self,
         users: Mapping[str, Sequence[Any]],
         front: list[str],
-        match: Callable[[_Entry], bool],
+        match: Callable[[_Ticket], bool],
         limit: int,
         window: int,
-    ) -> list[_Entry]:
+    ) -> list[_Ticket]:
         """Up to `limit` of the next `window` jobs in round-robin order that `match` and whose
         user may run one more job: what joins a stack, for `pick_more` and `plan` alike."""
         running = {uid: u[1] for uid, u in users.items()}
-        out: list[_Entry] = []
+        out: list[_Ticket] = []
         for entry in _round_robin({uid: (u[0], u[2]) for uid, u in users.items()}, front, window):
             if len(out) >= limit:
                 break
@@ -240,12 +232,12 @@ class FairScheduler:
                 running[entry.user_id] += 1
         return out
 
-    def _start(self, entry: _Entry) -> None:
+    def _start(self, entry: _Ticket) -> None:
         user = self._users[entry.user_id]
         user.queued.remove(entry)
         user.running += 1
         user.last_served = next(self._picks)
-        del self._entries[entry.job_id]
+        del self._waiting[entry.job_id]
         if entry.job_id in self._front:
             self._front.remove(entry.job_id)
         self._running[entry.job_id] = entry
@@ -267,10 +259,10 @@ class FairScheduler:
         if user is not None and not user.queued and user.running <= 0:
             del self._users[user_id]
 
-    def _users_view(self) -> dict[str, tuple[list[_Entry], int, int]]:
+    def _users_view(self) -> dict[str, tuple[list[_Ticket], int, int]]:
         return {uid: (list(u.queued), u.running, u.last_served) for uid, u in self._users.items()}
 
-    def _choose(self, users: dict[str, tuple[list[_Entry], int, int]], front: list[str]) -> _Entry | None:
+    def _choose(self, users: dict[str, tuple[list[_Ticket], int, int]], front: list[str]) -> _Ticket | None:
         for job_id in front:
             for queued, running, _ in users.values():
                 for e in queued:
@@ -297,7 +289,7 @@ class FairScheduler:
         *,
         running_groups: Sequence[Sequence[str]] | None = None,
         batching: Batching | None = None,
-    ) -> list[Planned]:
+    ) -> list[QueuePlace]:
         """Simulate the queue over the slots to give each queued job a position and ETA.
 
         `running_left` maps running job ids to their estimated seconds left (the caller
@@ -320,10 +312,10 @@ class FairScheduler:
                 heapq.heappush(busy, (max(0.0, left), next(tie), tuple(e.user_id for e in entries)))
         free = max(0, self.slots - len(busy))
         picks = itertools.count(max((u[2] for u in users.values()), default=-1) + 1)
-        out: list[Planned] = []
+        out: list[QueuePlace] = []
         now = 0.0
 
-        def start(entry: _Entry) -> None:
+        def start(entry: _Ticket) -> None:
             user = users[entry.user_id]
             user[0].remove(entry)
             user[1] += 1
@@ -341,7 +333,7 @@ class FairScheduler:
                         start(member)
                     ends = [now + self.model.job_seconds(e.pixels, e.steps) for e in stack]
                     for e, end in zip(stack, ends, strict=True):
-                        out.append(Planned(e.job_id, len(out) + 1, now, end))
+                        out.append(QueuePlace(e.job_id, len(out) + 1, now, end))
                     heapq.heappush(busy, (max(ends), next(tie), tuple(e.user_id for e in stack)))
                     free -= 1
                     continue
@@ -358,8 +350,8 @@ class FairScheduler:
         return out
 
     def _plan_joiners(
-        self, head: _Entry, users: dict[str, list], front: list[str], batching: Batching | None
-    ) -> list[_Entry]:
+        self, head: _Ticket, users: dict[str, list], front: list[str], batching: Batching | None
+    ) -> list[_Ticket]:
         """The queued jobs `pick_more` would stack with `head` (already started in `users`)."""
         if batching is None or batching.max_batch <= 1:
             return []
@@ -376,12 +368,12 @@ class FairScheduler:
         return min(self.model.job_seconds(e.pixels, e.steps) for e in self._running.values())
 
 
-def _round_robin(users: dict[str, tuple[list[_Entry], int]], front: list[str], n: int) -> list[_Entry]:
+def _round_robin(users: dict[str, tuple[list[_Ticket], int]], front: list[str], n: int) -> list[_Ticket]:
     """The next `n` queued jobs in fair order (retried jobs first, then least recently served
     user first), running limits aside: the window from which jobs may join a stack."""
     queues = {uid: list(q) for uid, (q, _) in users.items()}
     last = {uid: served for uid, (_, served) in users.items()}
-    out: list[_Entry] = []
+    out: list[_Ticket] = []
     by_id = {e.job_id: e for q in queues.values() for e in q}
     for job_id in front:
         if len(out) < n and job_id in by_id:
