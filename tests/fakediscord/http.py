@@ -1,5 +1,6 @@
 """The HTTP side of the fake: every request is recorded, then answered by an injected fault, by the
-REST route it matches (``/api/v10/...``), or by the CDN (any other path).
+REST route it matches (``/api/v10/...``, after the rate limiter admitted it), or by the CDN (any
+other path).
 
 Answers follow Discord's conventions: JSON bodies with Content-Type exactly ``application/json``
 (discord.py decodes nothing else), 204 without a body, 401 for a wrong bot token on routes that
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +23,7 @@ from aiohttp import web
 from .core import Changes, Settings
 from .errors import DiscordError
 from .faults import Faults
+from .ratelimits import RateLimiter
 from .recording import RecordedRequest, parse_body
 from .rest import Cdn
 from .routing import Router
@@ -39,11 +42,20 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
 class HttpFront:
     """Records and answers REST and CDN requests."""
 
-    def __init__(self, settings: Settings, router: Router, cdn: Cdn, faults: Faults, changes: Changes) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        cdn: Cdn,
+        faults: Faults,
+        rate_limits: RateLimiter,
+        changes: Changes,
+    ) -> None:
         self.settings = settings
         self.router = router
         self.cdn = cdn
         self.faults = faults
+        self.rate_limits = rate_limits
         self.changes = changes
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []
@@ -69,6 +81,7 @@ class HttpFront:
         return rec
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()  # before the body is read: when the client sent the request
         rec = await self._record(request)
         try:
             fault = self.faults.take(rec)
@@ -79,7 +92,7 @@ class HttpFront:
                 rec.response = fault.body()
                 resp: web.StreamResponse = json_response(rec.response, fault.status, fault.response_headers())
             elif rec.api:
-                resp = await self._api(request, rec)
+                resp = await self._api(request, rec, arrived)
             else:
                 resp = self.cdn.serve(rec.method, rec.path)
         except DiscordError as err:
@@ -91,11 +104,12 @@ class HttpFront:
             log.error("fake discord handler crashed on %s %s\n%s", rec.method, rec.path, tb)
             rec.response = {"message": "500: Internal Server Error (fake)", "code": 0}
             resp = json_response(rec.response, 500)
+        rec.response_headers = dict(resp.headers)
         rec.status = resp.status
         self.changes.notify()
         return resp
 
-    async def _api(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
+    async def _api(self, request: web.Request, rec: RecordedRequest, arrived: float) -> web.StreamResponse:
         found = self.router.match(rec.method, rec.path)
         if found is None:
             self.unhandled.append(rec)
@@ -103,8 +117,21 @@ class HttpFront:
         route, params = found
         if route.auth and request.headers.get("Authorization") != f"Bot {self.settings.token}":
             raise DiscordError(401, "401: Unauthorized", 0)
-        result = await route.handler(rec, **params)
-        if isinstance(result, web.StreamResponse):
-            return result
-        rec.response = result
-        return json_response(result)
+        admission = self.rate_limits.admit(route, params, rec, arrived)
+        if admission.retry_after is not None:
+            rec.rate_limited = admission.bucket
+            rec.response = admission.body()
+            return json_response(rec.response, 429, admission.headers)
+        try:
+            result = await route.handler(rec, **params)
+        except DiscordError as err:
+            rec.response = err.body()
+            resp: web.StreamResponse = json_response(rec.response, err.status)
+        else:
+            if isinstance(result, web.StreamResponse):
+                resp = result
+            else:
+                rec.response = result
+                resp = json_response(result)
+        resp.headers.update(admission.headers)
+        return resp

@@ -49,7 +49,8 @@ class RecordedRequest:
 
     ``path`` is relative to ``/api/v10`` for API calls (``api`` True) and the raw path for CDN
     downloads. ``json`` is the JSON body, or the decoded ``payload_json`` part of a multipart body.
-    ``status``/``response`` are filled in once the fake has answered.
+    ``status``/``response``/``response_headers`` are filled in once the fake has answered; ``fault``
+    marks an injected failure and ``rate_limited`` names the bucket whose 429 answered the request.
     """
 
     method: str
@@ -63,7 +64,9 @@ class RecordedRequest:
     form: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     response: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)
     fault: bool = False
+    rate_limited: str | None = None
     at: float = field(default_factory=time.monotonic)
 
     @property

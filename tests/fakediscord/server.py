@@ -33,6 +33,7 @@ from .faults import Fault, Faults
 from .gateway import Gateway, GatewaySession
 from .http import API_PREFIX, HttpFront
 from .messages import MessageBuilder
+from .ratelimits import RateLimiter, RateLimitReport
 from .recording import RecordedRequest, compile_pattern
 from .rest import Cdn, build_routes
 from .routing import Router
@@ -60,7 +61,8 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
     Constructor knobs reproduce Discord's timing rules quickly (see ``core.Settings``; each is also
     an attribute, changeable while running). ``strict`` makes ``__aexit__`` fail the test if the
     fake hit an internal error or the bot called an endpoint the fake does not implement (so gaps
-    are loud, not silent 404s).
+    are loud, not silent 404s). ``strict_rate_limits`` turns on Discord's per-route rate limits
+    (``fd.rate_limits``, see ``ratelimits``); ``rate_limit_report()`` audits them in either mode.
     """
 
     token = _Setting()
@@ -86,6 +88,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         enforce_message_content_intent: bool = True,
         require_synced_commands: bool = False,
         strict: bool = True,
+        strict_rate_limits: bool = False,
         auto_install: bool = True,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -116,8 +119,10 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         self.ctx = Context(
             self.settings, self.state, self.clock, self.changes, self.gateway, self.events, self.messages
         )
+        router = Router(build_routes(self.ctx))
         self.faults = Faults()
-        self.http = HttpFront(self.settings, Router(build_routes(self.ctx)), Cdn(self.state), self.faults, self.changes)
+        self.rate_limits = RateLimiter(router.keys(), strict=strict_rate_limits)
+        self.http = HttpFront(self.settings, router, Cdn(self.state), self.faults, self.rate_limits, self.changes)
         self._build_world(guild_name, bot_name)
 
     def _build_world(self, guild_name: str, bot_name: str) -> None:
@@ -358,6 +363,11 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
                 predicate=predicate,
             )
         )
+
+    def rate_limit_report(self) -> RateLimitReport:
+        """Per bucket: requests, 429s sent (bucket full / forced) and dishonoured 429s (requests that
+        came before a reset a 429 had announced); ``str()`` of it is a table."""
+        return self.rate_limits.report()
 
     def clear_faults(self) -> None:
         """Drop all pending injected faults."""
