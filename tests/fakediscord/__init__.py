@@ -7,6 +7,7 @@ implements and how to drive it.
 from .errors import DiscordError
 from .faults import Fault
 from .gateway import GatewaySession
+from .ratelimits import BucketRule, BucketStats, RateLimitReport
 from .recording import RecordedFile, RecordedRequest, client_log_problems
 from .server import FakeDiscord
 from .state import (
@@ -31,6 +32,8 @@ from .state import (
 __all__ = [
     "AppCommand",
     "Attachment",
+    "BucketRule",
+    "BucketStats",
     "Channel",
     "ChannelType",
     "DiscordError",
@@ -47,6 +50,7 @@ __all__ = [
     "MessageFlag",
     "Overwrite",
     "Perm",
+    "RateLimitReport",
     "RecordedFile",
     "RecordedRequest",
     "Role",

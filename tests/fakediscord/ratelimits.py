@@ -9,11 +9,11 @@ announced reset.
 
 Strict mode (off by default, so tests that do not need it keep their speed) enforces fixed windows
 per bucket: the first request after a reset opens a window of ``window`` seconds in which ``limit``
-requests pass. Every API response then carries the bucket headers. Routes without a rule of their
-own get a generous per-route bucket (``default_limit`` per ``default_window``). The ``uploads`` rule
-is a sub-limit: it counts only requests that carry files, on top of the route's own bucket, and its
-429s show the route's headers with requests still remaining — what Discord does when a hidden
-sub-limit is hit (discord.py then waits ``retry_after``).
+requests pass. Every answer from a known route, errors included, then carries the bucket headers.
+Routes without a rule of their own get a generous per-route bucket (``default_limit`` per
+``default_window``). The ``uploads`` rule is a sub-limit: it counts only requests that carry files,
+on top of the route's own bucket, and its 429s show the route's headers with requests still
+remaining — what Discord does when a hidden sub-limit is hit (discord.py then waits ``retry_after``).
 
 The audit works in either mode: every 429 the limiter sends is counted, and so is every request
 that reaches a bucket before the reset that bucket's last 429 announced ("dishonoured"). Such a

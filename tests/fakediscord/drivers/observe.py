@@ -134,11 +134,7 @@ class Observing:
 
     def original_message(self, interaction: Interaction) -> Message | None:
         """The message @original currently refers to (None before a message response or if deleted)."""
-        mid = interaction.original_message_id
-        if mid is None:
-            return None
-        msg = self.state.messages.get(mid)
-        return None if msg is None or msg.deleted else msg
+        return self.state.original_message(interaction)
 
     def followups(self, interaction: Interaction) -> list[Message]:
         """Live follow-up messages of ``interaction`` (excluding the original response), oldest first."""

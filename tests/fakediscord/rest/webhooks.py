@@ -51,16 +51,12 @@ class WebhooksResource(Resource):
             raise DiscordError(404, "Unknown Message", 10008)
         return msg
 
-    def _original(self, inter: Interaction) -> Message | None:
-        msg = self.state.messages.get(inter.original_message_id or 0)
-        return None if msg is None or msg.deleted else msg
-
     async def followup(self, rec: RecordedRequest, app_id: str, token: str) -> Any:
         inter = self._interaction(app_id, token)
         if not inter.responded or inter.response_type in (8, 9):
             raise DiscordError(404, "Unknown Webhook", 10015)
         body = self.body(rec)
-        original = self._original(inter)
+        original = self.state.original_message(inter)
         if inter.response_type == 5 and original is not None and original.loading:
             self.ctx.messages.edit(original, body, rec.files)
             msg = original

@@ -196,6 +196,12 @@ class FakeState:
         """Messages stored for a channel, unordered."""
         return [m for m in self.messages.values() if m.channel_id == channel_id and (include_deleted or not m.deleted)]
 
+    def original_message(self, inter: Interaction) -> Message | None:
+        """The live message an interaction's ``@original`` refers to (None before a message
+        response or once deleted)."""
+        msg = self.messages.get(inter.original_message_id) if inter.original_message_id is not None else None
+        return None if msg is None or msg.deleted else msg
+
     def find_command(self, name: str, type: int, guild_id: int | None) -> AppCommand | None:
         """Guild-scoped registration wins over global, as in the Discord client."""
         if guild_id is not None:
