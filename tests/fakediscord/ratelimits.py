@@ -248,7 +248,9 @@ class RateLimiter:
         )
         return self.rule(name)
 
-    def force_429(self, method: str, path_pattern: str, *, times: int = 1, retry_after: float = 1.0) -> None:
+    def force_429(
+        self, method: str, path_pattern: str | re.Pattern[str], *, times: int = 1, retry_after: float = 1.0
+    ) -> None:
         """Answer the next ``times`` requests matching ``method``/``path_pattern`` (as in ``fail_next``)
         with a 429 for their bucket and ``retry_after`` seconds. A request that arrives while the
         bucket is still blocked counts as dishonoured and does not use up a forced 429."""

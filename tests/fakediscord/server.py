@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import yarl
@@ -333,7 +334,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
     def fail_next(
         self,
         method: str,
-        path_pattern: str,
+        path_pattern: str | re.Pattern[str],
         status: int = 500,
         *,
         times: int = 1,
@@ -342,7 +343,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         is_global: bool = False,
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
-        predicate: Any = None,
+        predicate: Callable[[RecordedRequest], bool] | None = None,
     ) -> Fault:
         """Make the next ``times`` matching requests fail with ``status`` (body ``json`` or Discord's
         default error for that status; 429 gets retry_after/global plus the Via header).
