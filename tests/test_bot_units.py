@@ -1,4 +1,4 @@
-"""Unit tests for the bot's pure parts: server settings parsing, rendering, the throttled progress
+"""Unit tests for the bot's pure parts: server settings parsing, wording, the throttled progress
 editor (with an injected clock) and log redaction. Config and database: test_config.py, test_db.py."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import logging
 
 import pytest
 
-from bot import render
-from bot.errors import describe, failure_message
+from bot import messages
+from bot.cogs.stylize.progress import Frame, MessageTarget, ProgressEditor
+from bot.errors import describe
 from bot.guild_settings import GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
-from bot.progress import Frame, MessageTarget, ProgressEditor
 from stylecore.executors.base import QueueFull
 from stylecore.imageio import NotAnImage
 
@@ -49,7 +49,7 @@ def test_guild_settings_cross_checks_and_channels() -> None:
     assert s.describe("allowed_channels") == "<#111>"
 
 
-# -- rendering and errors -------------------------------------------------------------------
+# -- wording and errors ---------------------------------------------------------------------
 
 
 def test_status_lines_name_the_card_and_what_fits() -> None:
@@ -62,23 +62,23 @@ def test_status_lines_name_the_card_and_what_fits() -> None:
         "memory_budget": 120 * 2**30,
         "max_side": 3000,
     }
-    assert render.worker_line(gpu) == "`0` cuda (NVIDIA H200, 140 GiB) · ready · jobs up to 3000 px fit in 120 GiB"
+    assert messages.worker_line(gpu) == "`0` cuda (NVIDIA H200, 140 GiB) · ready · jobs up to 3000 px fit in 120 GiB"
     down = {"slot": 1, "ready": False, "device": "cpu", "max_side": None}
-    assert render.worker_line(down) == "`1` cpu · down · no memory cap"
-    text = render.status_text("ray", [gpu, down], 1, 2, max_size=4096, default_size=512)
+    assert messages.worker_line(down) == "`1` cpu · down · no memory cap"
+    text = messages.status("ray", [gpu, down], 1, 2, max_size=4096, default_size=512)
     assert "ray executor, 2 worker(s)" in text and "Jobs: 1 running, 2 waiting" in text
     assert "above what fits in a worker's memory (3000 px)" in text
-    assert render.size_warning(2048, [gpu, down]) is None
+    assert messages.size_warning(2048, [gpu, down]) is None
 
 
 def test_render_texts() -> None:
     opts = {"size": 512, "steps": 300, "strength": 1.5, "preserve_colors": "luminance", "seed": 7}
-    assert render.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"
-    text = render.running_text("abc123", opts, 150, 300, 65.0, 1234.5)
+    assert messages.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"
+    text = messages.running("abc123", opts, 150, 300, 65.0, 1234.5)
     assert "step 150/300 (50%)" in text and "ETA 1 min 05 s" in text and "loss 1.23e+03" in text
     # a queued job's eta runs to the end of its own run (JobEvent.eta), so it says "done in"
-    assert "position 2 · done in ~30 s" in render.queued_text("abc123", opts, 2, 30.0)
-    assert render.fmt_duration(3.25) == "3.2 s" and render.fmt_duration(7300) == "2 h 01 min"
+    assert "position 2 · done in ~30 s" in messages.queued("abc123", opts, 2, 30.0)
+    assert messages.fmt_duration(3.25) == "3.2 s" and messages.fmt_duration(7300) == "2 h 01 min"
 
 
 def test_describe_errors_are_specific() -> None:
@@ -87,7 +87,7 @@ def test_describe_errors_are_specific() -> None:
     assert expected and "50 jobs are waiting" in msg
     msg, expected = describe(RuntimeError("boom"))
     assert not expected and "boom" not in msg
-    assert "worker" in failure_message("x", "worker_lost")
+    assert "worker" in messages.failure("x", "worker_lost")
 
 
 # -- progress editor ------------------------------------------------------------------------

@@ -1,20 +1,25 @@
-"""Buttons and the modal.
+"""Buttons and the context menu's form.
 
-Both kinds of button are `DynamicItem`s whose custom_id carries the job id, so they
-keep working after a restart without any in-memory view: Cancel on progress messages,
-More style / Less style / Re-run on results. Their callbacks only parse and delegate to
-the jobs service; errors go through the same handler as slash commands.
+Both kinds of button are `DynamicItem`s whose custom_id carries the job id, so they keep
+working after a restart without any in-memory view (discord.py's `Client.add_dynamic_items`):
+Cancel on progress messages, More style / Less style / Re-run on results. Their callbacks
+only parse and delegate to the service or the requests module; errors go through the same
+handler as slash commands.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import ui
 
+from bot import messages
+from bot.cogs.stylize import requests
 from bot.errors import BadInput, handle_interaction_error
+from stylecore.option_specs import OPTION_SPECS, OptionsError
 
 if TYPE_CHECKING:
     from bot.bot import StyleBot
@@ -51,7 +56,7 @@ class CancelButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:cancel:(
             await interaction.client.jobs.cancel_by(
                 self.job_id, interaction.user.id, interaction.permissions, interaction.guild_id
             )
-            await interaction.response.send_message(f"Cancelling job `{self.job_id}`.", ephemeral=True)
+            await interaction.response.send_message(messages.cancelling(self.job_id), ephemeral=True)
         except Exception as exc:
             await handle_interaction_error(interaction, exc)
 
@@ -75,7 +80,7 @@ class AgainButton(
 
     async def callback(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
         try:
-            await interaction.client.intake.again(interaction, self.job_id, self.action)
+            await requests.run_again(interaction.client.jobs, interaction, self.job_id, self.action)
         except Exception as exc:
             await handle_interaction_error(interaction, exc)
 
@@ -94,45 +99,56 @@ def result_view(job_id: str) -> ui.View:
 
 
 class StyleModal(ui.Modal, title="Stylize this image"):
-    """Asks for the style image (a file upload) and the strength for a context-menu run."""
+    """The context menu's form: the style image (a file upload) and the options in `OPTIONS`,
+    each a text field built from its declaration and prefilled with this server's default."""
 
-    def __init__(self, content: discord.Attachment, default_strength: float) -> None:
+    OPTIONS: tuple[str, ...] = ("strength",)
+
+    def __init__(self, content: discord.Attachment, defaults: Mapping[str, Any]) -> None:
         super().__init__(timeout=600)
         self.content = content
         self.style_file: ui.FileUpload[Any] = ui.FileUpload(
             custom_id="stylebot:modal:style", required=True, min_values=1, max_values=1
         )
-        self.strength: ui.TextInput[Any] = ui.TextInput(
-            custom_id="stylebot:modal:strength",
-            required=False,
-            default=f"{default_strength:g}",
-            max_length=6,
-            placeholder="1.0 = normal, 2 = stronger",
-        )
         self.add_item(
             ui.Label(text="Style image", description="The picture whose style to apply", component=self.style_file)
         )
-        self.add_item(
-            ui.Label(text="Strength", description="How strongly to apply the style (0–10)", component=self.strength)
-        )
+        self.fields: dict[str, ui.TextInput[Any]] = {}
+        for name in self.OPTIONS:
+            spec = OPTION_SPECS[name]
+            default = defaults.get(name)
+            field: ui.TextInput[Any] = ui.TextInput(
+                custom_id=f"stylebot:modal:{name}",
+                required=False,
+                default=None if default is None else spec.fmt(default),
+                max_length=20,
+            )
+            description = f"{spec.help[:1].upper()}{spec.help[1:]}; {spec.bounds()}"
+            self.add_item(ui.Label(text=_label(name), description=description[:100], component=field))
+            self.fields[name] = field
 
-    def strength_value(self) -> float | None:
-        raw = (self.strength.value or "").strip()
-        if not raw:
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            raise BadInput(f"Strength must be a number like 1.5, not {raw!r}.") from None
-        if not 0 <= value <= 10:
-            raise BadInput(f"Strength must be between 0 and 10, got {value:g}.")
-        return value
+    def choices(self) -> dict[str, Any]:
+        """The typed values, checked against their declarations; empty fields are left out."""
+        out: dict[str, Any] = {}
+        for name, field in self.fields.items():
+            raw = (field.value or "").strip()
+            if not raw:
+                continue
+            try:
+                out[name] = OPTION_SPECS[name].parse(raw)
+            except OptionsError as exc:
+                raise BadInput(messages.bad_field(_label(name), str(exc))) from None
+        return out
 
     async def on_submit(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
         style = self.style_file.values[0] if self.style_file.values else None
-        await interaction.client.intake.from_interaction(
-            interaction, self.content, style, source="menu", strength=self.strength_value()
+        await requests.from_interaction(
+            interaction.client.jobs, interaction, self.content, style, source="menu", choices=self.choices()
         )
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
         await handle_interaction_error(interaction, error)
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
