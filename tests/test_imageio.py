@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageCms
 
 from stylecore.imageio import (
@@ -24,10 +23,9 @@ from stylecore.imageio import (
     TruncatedImage,
     encode_image,
     encode_preview,
-    image_to_tensor,
     load_image,
+    probe_image,
     resize_to,
-    tensor_to_image,
     to_rgb,
 )
 
@@ -138,14 +136,22 @@ def test_max_pixels_is_configurable() -> None:
 
 
 @pytest.mark.parametrize("side", [100_000, 10_000])
-def test_decompression_bomb_guard_of_pillow_is_an_error(side: int) -> None:
-    # 1e10 px is past Pillow's hard error; 1e8 px only triggers its warning, which must
-    # become an error too. max_pixels is raised out of the way so Pillow's guard answers.
+def test_pillows_decompression_bomb_limit_holds_even_when_max_pixels_is_higher(side: int) -> None:
+    # 1e10 px is past Pillow's hard error; 1e8 px only past its warning. Both are refused
+    # from the header, before Pillow opens the file, and no warning filter is left changed.
     before = list(warnings.filters)
     with pytest.raises(ImageTooLarge) as info:
         load_image(png_claiming(side, side), max_pixels=10**12)
-    assert isinstance(info.value.__cause__, (Image.DecompressionBombError, Image.DecompressionBombWarning))
+    assert f"{Image.MAX_IMAGE_PIXELS / 1e6:g} megapixels" in info.value.user_message
     assert list(warnings.filters) == before
+
+
+def test_a_lowered_pillow_limit_is_honoured_by_the_header_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageTooLarge):
+        probe_image(encode(solid((1, 1, 1))))
+    with pytest.raises(ImageTooLarge):
+        load_image(encode(solid((1, 1, 1))))
 
 
 def test_too_many_bytes_is_refused_before_decoding(tmp_path: Path) -> None:
@@ -419,24 +425,3 @@ def test_preview_is_small_jpeg() -> None:
     prev = Image.open(io.BytesIO(data))
     assert prev.format == "JPEG" and prev.size == (256, 128)
     assert Image.open(io.BytesIO(encode_preview(solid((0, 0, 0), (40, 30))))).size == (40, 30)
-
-
-# --- tensors ---------------------------------------------------------------------------
-
-
-def test_tensor_round_trip_is_exact() -> None:
-    img = noise(23, 17)
-    t = image_to_tensor(img)
-    assert t.shape == (1, 3, 17, 23) and t.dtype == torch.float32
-    assert t.min() >= 0.0 and t.max() <= 1.0
-    assert np.array_equal(np.asarray(tensor_to_image(t)), np.asarray(img))
-    assert np.array_equal(np.asarray(tensor_to_image(t[0])), np.asarray(img))
-
-
-def test_tensor_to_image_clamps_and_rounds() -> None:
-    t = torch.tensor([1.5, -0.2, 0.5, float("nan"), 0.999, 0.002]).reshape(1, 3, 1, 2)
-    out = tensor_to_image(t)
-    assert out.getpixel((0, 0)) == (255, 128, 255)
-    assert out.getpixel((1, 0)) == (0, 0, 1)
-    with pytest.raises(ValueError):
-        tensor_to_image(torch.zeros(2, 3, 4, 4))
