@@ -85,10 +85,11 @@ def report_torch() -> None:
 def gated() -> None:
     """The real child, held at a gate: records that it started, waits for `release`, then decodes.
 
-    The gate directory comes from DECODE_GATE. Each child writes `<pid>.start` and counts the
-    children that started and have not finished, so a test can check the concurrency bound.
+    The gate directory is TMPDIR (one of the few variables a child inherits). Each child
+    writes `<pid>.start` and counts the children that started and have not finished, so a
+    test can check the concurrency bound.
     """
-    gate = Path(os.environ["DECODE_GATE"])
+    gate = Path(os.environ["TMPDIR"])
     request, data = _read_request()
     me = gate / f"{os.getpid()}.start"
     me.write_text("")
@@ -99,3 +100,10 @@ def gated() -> None:
     reply = _child.answer(data, _child.ImageLimits(**request["limits"]))
     me.with_suffix(".end").write_text("")
     sys.stdout.write(json.dumps(reply) + "\n")
+
+
+def reports_environment() -> None:
+    """Answers with the names of its environment variables, as an error the test can read."""
+    _read_request()
+    names = json.dumps(sorted(os.environ))
+    sys.stdout.write(json.dumps({"ok": False, "kind": "ImageError", "detail": names, "user_message": "env"}) + "\n")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import random
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from imagefiles import encode, noise, png_claiming, solid
 from PIL import Image, ImageCms
 
 from stylecore.imageio import (
@@ -28,32 +27,6 @@ from stylecore.imageio import (
     resize_to,
     to_rgb,
 )
-
-# --- helpers -------------------------------------------------------------------------
-
-
-def encode(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def noise(w: int, h: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
-
-
-def solid(color: tuple[int, int, int], size: tuple[int, int] = (32, 32)) -> Image.Image:
-    return Image.new("RGB", size, color)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A real 32x32 PNG whose IHDR (with a valid CRC) claims other dimensions."""
-    data = bytearray(encode(solid((10, 20, 30))))
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
-    return bytes(data)
 
 
 def close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 6) -> bool:
@@ -296,6 +269,49 @@ def test_float_outside_unit_range_is_stretched() -> None:
     arr[:, 10:] = 1000.0
     out = to_rgb(Image.fromarray(arr))
     assert out.getpixel((0, 0)) == (0, 0, 0) and out.getpixel((15, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(("mode", "dtype"), [("I;16", "<u2"), ("I;16L", "<u2"), ("I;16B", ">u2"), ("I;16N", "=u2")])
+def test_every_sixteen_bit_layout_scales_the_same(mode: str, dtype: str) -> None:
+    raw = np.array([[0, 32768, 65535, 1000, 128, 129]], dtype=dtype).tobytes()
+    img = Image.frombytes(mode, (6, 1), raw)
+    assert np.asarray(to_rgb(img))[0, :, 0].tolist() == [0, 128, 255, 4, 0, 1]
+
+
+def test_float_non_finite_values_and_signed_integers() -> None:
+    f = Image.fromarray(np.array([[0.0, 0.5, np.nan, np.inf, -np.inf, 1.0]], dtype=np.float32))
+    assert np.asarray(to_rgb(f))[0, :, 0].tolist() == [0, 128, 0, 255, 0, 255]
+    i = Image.fromarray(np.array([[-100, 0, 100]], dtype=np.int32))
+    assert np.asarray(to_rgb(i))[0, :, 0].tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values"),
+    [
+        (np.float32, lambda rng, shape: rng.normal(0.0, 50.0, shape)),  # stretched over its own range
+        (np.float32, lambda rng, shape: rng.uniform(0.0, 1.0, shape)),  # [0, 1]
+        (np.int32, lambda rng, shape: rng.integers(-70000, 70000, shape)),  # stretched
+        (np.uint16, lambda rng, shape: rng.integers(0, 65536, shape)),  # 16-bit
+    ],
+)
+def test_strip_by_strip_scaling_equals_scaling_the_whole_frame(dtype, values, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small strips force many of them (and a short last one); the range must still be the
+    # whole image's, so the result equals the straightforward whole-frame float64 computation.
+    import stylecore.imageio.decode as decode
+
+    monkeypatch.setattr(decode, "_STRIP_PIXELS", 37 * 5)
+    rng = np.random.default_rng(11)
+    arr = values(rng, (53, 37)).astype(dtype)
+    x = arr.astype(np.float64)
+    if dtype is np.uint16:
+        expected = np.rint(x / 257.0)
+    elif dtype is np.float32 and x.min() >= 0 and x.max() <= 1:
+        expected = np.rint(x * 255.0)
+    else:
+        expected = np.rint((x - x.min()) / (x.max() - x.min()) * 255.0)
+    out = np.asarray(to_rgb(Image.fromarray(arr)))
+    assert np.array_equal(out[..., 0], expected.astype(np.uint8))
+    assert np.array_equal(out[..., 0], out[..., 2])
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "BMP"])

@@ -141,22 +141,27 @@ def decode_image(data: bytes, limits: ImageLimits) -> tuple[Image.Image, ImageIn
         except _DECODE_ERRORS as exc:
             raise TruncatedImage(f"{type(exc).__name__}: {exc}") from exc
 
-    with im:
+    try:
         check_size(*im.size, limits)  # the decoder's view of the size, in case it differs from the header's
         mode = im.mode
-        orientation = _orientation(im)
         try:
             # Forcing the decode here, not lazily later, is what lets a truncated or
             # corrupt file surface as TruncatedImage instead of deep inside the engine.
+            # It must come first: reading EXIF makes some plugins (PNG) load the pixels,
+            # and an error swallowed there would leave a half-decoded image behind.
             im.load()
         except _DECODE_ERRORS as exc:
             raise TruncatedImage(f"{type(exc).__name__}: {exc}") from exc
+        orientation = _orientation(im)
         try:
             rgb = to_rgb(im)
         except (ValueError, OSError) as exc:  # an exotic mode (e.g. CIELab TIFF)
             raise NotAnImage(
                 f"cannot convert mode {mode}: {exc}", "That image uses a pixel format I can't handle."
             ) from exc
+    finally:
+        # close(), not the context manager: only close() frees the decoded pixels at once.
+        im.close()
     # The source is closed (its pixels freed) before the transpose makes a second RGB copy.
     if orientation in _UPRIGHT:
         rgb = rgb.transpose(_UPRIGHT[orientation])

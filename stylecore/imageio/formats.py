@@ -282,6 +282,9 @@ def _bmp(data: bytes) -> Header:
 
 # --- TIFF --------------------------------------------------------------------------------
 
+# Most bytes one byte of each compression can expand to: none; LZW (9- to 12-bit codes of at
+# most 4096 bytes); Adobe and old-style Deflate; PackBits (a 2-byte run of 128).
+_TIFF_MAX_RATIO = {1: 1, 5: 4096 * 8 // 9 + 1, 8: _DEFLATE_MAX_RATIO, 32946: _DEFLATE_MAX_RATIO, 32773: 64}
 _TIFF_INTEGER = {1: "u1", 3: "u2", 4: "u4", 13: "u4", 16: "u8", 18: "u8"}
 _TIFF_TAGS = {256, 257, 258, 259, 273, 274, 277, 278, 279, 284, 322, 323, 324, 325}
 
@@ -339,11 +342,12 @@ def _tiff(data: bytes) -> Header:
         ends = offsets.astype(np.uint64) + counts.astype(np.uint64)
         if int(ends.max()) > len(data):
             head.defect = f"pixel data runs to byte {int(ends.max())} of {len(data)}"
-        elif first(259, 1) == 1 and not tiled:  # uncompressed strips: check they hold every row
+        elif ratio := _TIFF_MAX_RATIO.get(first(259, 1)):
             bits = int(tags[258].astype(np.uint64).sum()) if 258 in tags else first(277, 1)
             need = height * math.ceil(width * bits / 8)
-            if int(counts.astype(np.uint64).sum()) < need:
-                head.defect = f"{int(counts.sum())} bytes of strips cannot hold {need} bytes of pixels"
+            have = int(counts.astype(np.uint64).sum())
+            if have * ratio < need:
+                head.defect = f"{have} bytes of pixel data cannot hold {need} bytes of {width}x{height} pixels"
     elif offsets is None:
         raise HeaderInvalid("no strip or tile offsets")
     # Later pages are not used, but a chain leading out of the file means the file is cut.

@@ -91,14 +91,15 @@ _ERRORS: dict[str, type[ImageError]] = {
 _TIMEOUT_MESSAGE = "That image took too long to read; try a smaller or simpler file."
 
 
-def child_argv(entry: str = ENTRY) -> list[str]:
-    """The command line of one decoding child; `entry` is "module:function" to run in it."""
+def child_argv(entry: str = ENTRY, *args: str) -> list[str]:
+    """The command line of one decoding child: `entry` is "module:function" to run in it,
+    `args` follow in its `sys.argv[4:]`."""
     module, _, name = entry.partition(":")
     if not module or not name:
         raise ValueError(f"entry must be 'module:function', got {entry!r}")
     # -P (3.11+) keeps the working directory off sys.path.
     flags = ["-P"] if sys.version_info >= (3, 11) else []
-    return [sys.executable, *flags, "-c", _BOOTSTRAP, str(_STYLECORE_DIR), module, name]
+    return [sys.executable, *flags, "-c", _BOOTSTRAP, str(_STYLECORE_DIR), module, name, *args]
 
 
 def _child_env() -> dict[str, str]:
