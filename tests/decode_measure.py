@@ -131,7 +131,8 @@ def _status(field: str) -> int:
 
 
 def measure() -> None:
-    """Child entry: decode (or probe) sys.argv[4] and print its peak memory growth and time as JSON."""
+    """Child entry: decode sys.argv[4] as sys.argv[5] says (decode, probe, or pillow) and print
+    the peak memory growth and the time as JSON."""
     from stylecore.imageio import ImageLimits, decode_image, probe_image
 
     path, what = sys.argv[4], sys.argv[5]
@@ -143,6 +144,16 @@ def measure() -> None:
     if what == "probe":
         info = probe_image(data, ImageLimits())
         mode = None
+    elif what == "pillow":  # the floor: Pillow's own decode and convert, no checks, no care for memory
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            mode = im.mode
+            rgb = im.convert("RGB")
+        info = probe_image(data, ImageLimits())
+        assert rgb.size == im.size
     else:
         image, info = decode_image(data, ImageLimits())
         mode = info.mode

@@ -10,6 +10,7 @@ allocates in proportion to the pixels.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,6 +149,7 @@ def _png(data: bytes) -> Header:
 _SOF_HUFFMAN = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7}
 _SOF_ARITHMETIC = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _NO_LENGTH = {0x01, 0xD8, *range(0xD0, 0xD8)}
+_NOT_FF = re.compile(rb"[^\xff]")
 
 
 def _jpeg(data: bytes) -> Header:
@@ -158,10 +160,11 @@ def _jpeg(data: bytes) -> Header:
     for _ in range(_MAX_STEPS):
         if _byte(data, pos) != 0xFF:
             raise HeaderInvalid(f"no marker at byte {pos}")
-        while _byte(data, pos) == 0xFF:  # fill bytes may precede a marker
-            pos += 1
-        marker = data[pos]
-        pos += 1
+        fill = _NOT_FF.search(data, pos)  # any number of 0xFF fill bytes may precede a marker
+        if fill is None:
+            raise HeaderCut("the data ends inside a marker")
+        marker = data[fill.start()]
+        pos = fill.start() + 1
         if marker in _NO_LENGTH:
             continue
         if marker == 0xD9:

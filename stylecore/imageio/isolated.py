@@ -155,17 +155,18 @@ class IsolatedDecoder:
     async def validate(self, data: bytes, limits: ImageLimits | None = None) -> ImageInfo:
         """Fully decode `data` in a child; return what it found or raise `ImageError`.
 
-        The header is checked here first (`probe_image`), so sizes, formats and obvious
-        truncation are refused without starting a process. Every failure of the child —
-        a bad image, its memory ceiling, a crash, a hang past `timeout` — arrives as an
-        `ImageError` whose `user_message` can be shown as is. Cancelling the call kills
-        the child.
+        The header is checked here first (`probe_image`, in a thread), so sizes, formats
+        and obvious truncation are refused without starting a process. Every failure of
+        the child — a bad image, its memory ceiling, a crash, a hang past `timeout` —
+        arrives as an `ImageError` whose `user_message` can be shown as is. Cancelling the
+        call kills the child.
         """
         if self._closed:
             raise RuntimeError("IsolatedDecoder is closed")
         limits = limits or ImageLimits()
         data = bytes(data)
-        probe_image(data, limits)
+        # Walking a 25 MB file's blocks can take tens of milliseconds: not on the event loop.
+        await asyncio.to_thread(probe_image, data, limits)
         self._waiting += 1
         try:
             await self._slots.acquire()
@@ -275,7 +276,7 @@ def _result(pid: int, returncode: int, out: bytes, err: bytes) -> ImageInfo:
     if returncode != 0 or not isinstance(reply, dict):
         tail = err.decode("utf-8", "replace")[-2000:]
         log.warning("image decoder (pid %s) failed with %s; stderr: %s", pid, _describe_exit(returncode), tail)
-        if returncode == -signal.SIGXCPU:
+        if returncode == -getattr(signal, "SIGXCPU", 0):
             raise DecoderFailed("decoder ran out of CPU time", _TIMEOUT_MESSAGE)
         raise DecoderFailed(f"decoder failed with {_describe_exit(returncode)}")
     try:
