@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from imagefiles import encode, png_with_corrupt_pixels, solid
+from imagefiles import encode, png_claiming, png_with_corrupt_pixels, solid
 from PIL import Image
 
 from stylecore.imageio import (
@@ -84,8 +84,10 @@ async def test_bad_images_get_their_own_errors() -> None:
             await decoder.validate(truncated[: len(truncated) // 2])
         with pytest.raises(ImageTooLarge) as big:
             await decoder.validate(GOOD, ImageLimits(max_pixels=500))
+        with pytest.raises(ImageTooLarge) as bomb:
+            await decoder.validate(png_claiming(100_000, 100_000))  # 10 gigapixels claimed by a 100-byte file
     assert "damaged" in cut.value.user_message
-    assert "megapixels" in big.value.user_message
+    assert "megapixels" in big.value.user_message and "megapixels" in bomb.value.user_message
 
 
 async def test_damage_only_a_decode_can_find_is_reported_from_the_child() -> None:
