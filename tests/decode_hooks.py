@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from stylecore.imageio import _child
+from stylecore.imageio import ImageLimits, _child
 
 
 def _read_request() -> tuple[dict, bytes]:
@@ -97,7 +97,7 @@ def gated() -> None:
     (gate / f"{os.getpid()}.live").write_text(str(live))
     while not (gate / "release").exists():
         time.sleep(0.01)
-    reply = _child.answer(data, _child.ImageLimits(**request["limits"]))
+    reply = _child.answer(data, ImageLimits(**request["limits"]))
     me.with_suffix(".end").write_text("")
     sys.stdout.write(json.dumps(reply) + "\n")
 
