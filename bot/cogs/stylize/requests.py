@@ -10,7 +10,6 @@ downloaded for a request that admission refuses.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Mapping
@@ -88,28 +87,6 @@ def new_record(
     )
 
 
-async def _fetch_both(
-    service: JobService, owner_id: int, content: discord.Attachment, style: discord.Attachment
-) -> tuple[bytes, bytes]:
-    """Both images, downloaded and checked at once (see `Uploads.fetch`); the first problem found
-    stops the other image's work, so a refused request holds no download or decoder any longer."""
-    fetch = service.uploads.fetch
-    tasks = [
-        asyncio.ensure_future(fetch(content, "content image", owner_id)),
-        asyncio.ensure_future(fetch(style, "style image", owner_id)),
-    ]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks)  # a cancelled check ends with its child process killed
-    for task in tasks:  # the content image's problem first, as the member named it first
-        if task.done() and not task.cancelled() and (problem := task.exception()) is not None:
-            raise problem
-    return tasks[0].result(), tasks[1].result()
-
-
 # -- interactions (slash, form, buttons) ----------------------------------------------------
 
 
@@ -138,7 +115,7 @@ async def from_interaction(
         interaction.extras["public_defer"] = True
         if inputs is None:
             assert content is not None and style is not None
-            inputs = await _fetch_both(service, interaction.user.id, content, style)
+            inputs = await service.uploads.fetch_pair(content, style, interaction.user.id)
         record = new_record(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or 0,
@@ -222,7 +199,7 @@ async def from_message(
     check_attachment(content, "content image", service.config.max_input_bytes)
     check_attachment(style, "style image", service.config.max_input_bytes)
     async with service.admission(settings, guild_id, message.author.id) as admission:
-        inputs = await _fetch_both(service, message.author.id, content, style)
+        inputs = await service.uploads.fetch_pair(content, style, message.author.id)
         record = new_record(
             guild_id=guild_id,
             channel_id=message.channel.id,

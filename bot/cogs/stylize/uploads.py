@@ -95,6 +95,27 @@ class Uploads:
             raise BadInput(messages.unusable_image(what, exc.user_message)) from None
         return data
 
+    async def fetch_pair(
+        self, content: discord.Attachment, style: discord.Attachment, member_id: int
+    ) -> tuple[bytes, bytes]:
+        """A request's two images, fetched at once. The first problem found stops the other
+        image's work, so a refused request holds no download slot or decoding child any longer;
+        with two problems, the content image's is reported (the member named it first)."""
+        tasks = [
+            asyncio.ensure_future(self.fetch(content, "content image", member_id)),
+            asyncio.ensure_future(self.fetch(style, "style image", member_id)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)  # a cancelled check ends once its child process is killed
+        for task in tasks:
+            if not task.cancelled() and (problem := task.exception()) is not None:
+                raise problem
+        return tasks[0].result(), tasks[1].result()
+
     @staticmethod
     async def _download(attachment: discord.Attachment, what: str) -> bytes:
         try:
