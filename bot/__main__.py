@@ -49,7 +49,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config.log_level, [config.token.reveal()])
+    setup_logging(config.log_level, [config.token.get_secret_value()])
     log.info(
         "starting StyleBot (executor=%s, workers=%s, data=%s)",
         config.executor,

@@ -1,9 +1,11 @@
 """The `commands.Bot` subclass that wires everything together.
 
 `setup_hook` runs after login and before the gateway connects, which is exactly when the
-bot can open its database, start the executor, register persistent buttons, re-queue
-work left by a previous process (editing messages needs only HTTP) and sync commands.
-`close` drains jobs before the HTTP session goes away so final edits still get out.
+bot can open its database, start the executor and the image checker, load the features (the stylize extension
+registers its persistent buttons and re-queues work left by a previous process: editing
+messages needs only HTTP) and sync commands. Each feature owns its state and is loaded as a
+discord.py extension; the core imports none of an extension's modules, since unloading an
+extension drops its modules from `sys.modules` and a reload would make them new objects.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -26,14 +28,15 @@ from bot.db import Database
 from bot.errors import handle_interaction_error
 from bot.guild_settings import GuildSettings
 from bot.health import HealthServer, Metrics
-from bot.intake import Intake
-from bot.jobs import JobService
-from bot.views import AgainButton, CancelButton
 from stylecore.executors.base import Executor
+from stylecore.imageio import IsolatedDecoder
+
+if TYPE_CHECKING:
+    from bot.cogs.stylize.service import JobService
 
 log = logging.getLogger(__name__)
 
-COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.queue", "bot.cogs.admin")
+COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.admin")
 PURGE_EVERY = 3600.0
 
 
@@ -63,11 +66,22 @@ def make_executor_from_config(config: BotConfig) -> Executor:
 
 
 class StyleBot(commands.Bot):
-    def __init__(self, config: BotConfig, *, executor: Executor | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: BotConfig,
+        *,
+        executor: Executor | None = None,
+        decoder: IsolatedDecoder | None = None,
+        **options: Any,
+    ) -> None:
+        """`executor` and `decoder` are shared ones (tests); by default the bot builds its own from
+        `config` in `setup_hook` and closes them on shutdown."""
         intents = discord.Intents.default()
         intents.message_content = True  # the reply flow reads attachments of messages that mention us
         super().__init__(
-            command_prefix=commands.when_mentioned,
+            # No prefix commands: an empty iterable of prefixes matches no message (discord.py's
+            # `Bot.command_prefix`), so mentions reach only the stylize feature's listener.
+            command_prefix=(),
             intents=intents,
             tree_cls=StyleTree,
             help_command=None,
@@ -78,11 +92,19 @@ class StyleBot(commands.Bot):
         apply_endpoints(config)
         self.config = config
         self.base_settings = GuildSettings().with_overrides(config.guild_defaults).check()
-        self.db = Database(config.db_path)
+        self.ceilings = config.ceilings
+        self.db = Database(
+            config.db_path,
+            inputs_max_bytes=config.inputs_max_bytes,
+            inputs_max_bytes_per_member=config.inputs_max_bytes_per_member,
+            job_history=config.job_history,
+        )
         self._own_executor = executor is None
         self.executor: Executor | None = executor
-        self.jobs: JobService = None  # type: ignore[assignment]  # set in setup_hook
-        self.intake = Intake(self)
+        self._own_decoder = decoder is None
+        # Uploads are fully decoded only in its disposable child processes, never in this one.
+        self.decoder: IsolatedDecoder | None = decoder
+        self.jobs: JobService = None  # type: ignore[assignment]  # the stylize extension sets it when it loads
         self.metrics = Metrics(lambda: self.jobs.status_counts() if self.jobs else {})
         self.health: HealthServer | None = None
         self.started_at = time.time()
@@ -96,18 +118,18 @@ class StyleBot(commands.Bot):
             self.executor = await asyncio.to_thread(make_executor_from_config, self.config)
         if self._own_executor:
             await self.executor.start()
-        self.jobs = JobService(self, self.db, self.executor, self.config, self.metrics)
+        if self.decoder is None:
+            config = self.config
+            self.decoder = IsolatedDecoder(
+                workers=config.decode_workers, memory_limit=config.decode_memory, timeout=config.decode_timeout
+            )
         for ext in COGS:
             await self.load_extension(ext)
-        self.add_dynamic_items(CancelButton, AgainButton)
         if self.config.health_port is not None:
             self.health = HealthServer(
                 self.metrics, self.health_status, self.config.health_host, self.config.health_port
             )
             await self.health.start()
-        self.recovered = await self.jobs.recover(self.base_settings)
-        if self.recovered:
-            log.info("re-queued %d job(s) from before the restart", self.recovered)
         self._purge_task = asyncio.create_task(self._purge_loop(), name="purge-inputs")
         await self.sync_commands()
 
@@ -154,22 +176,16 @@ class StyleBot(commands.Bot):
             **counts,
         }
 
-    async def on_message(self, message: discord.Message, /) -> None:
-        """No prefix commands: mentions are handled by the Stylize cog's listener."""
-
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user and self.user.id, len(self.guilds))
 
     async def close(self) -> None:
-        """Drain jobs (SIGTERM path), then close Discord, the executor, HTTP server and DB."""
+        """Unload the extensions (`commands.Bot.close` does that first, while HTTP still works: the
+        stylize feature drains its jobs then, the SIGTERM path), then close Discord, the executor,
+        the image checker, the health server and the database."""
         if self._closing:
             return await super().close()
         self._closing = True
-        if self.jobs is not None:
-            try:
-                await self.jobs.drain(self.config.shutdown_grace)
-            except Exception:
-                log.exception("draining jobs failed")
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -180,6 +196,8 @@ class StyleBot(commands.Bot):
                 await self.executor.shutdown(grace=0)
             except Exception:
                 log.exception("executor shutdown failed")
+        if self._own_decoder and self.decoder is not None:
+            await self.decoder.close()
         if self.health is not None:
             await self.health.close()
         await self.db.close()

@@ -13,6 +13,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot import messages
 from bot.errors import BadInput, BotLacksPermissions, ChannelNotAllowed, NotAdmin, OverLimit
 from bot.guild_settings import GuildSettings
 
@@ -33,26 +34,25 @@ def image_attachments(message: discord.Message) -> list[discord.Attachment]:
 def check_attachment(attachment: discord.Attachment | None, what: str, max_bytes: int) -> discord.Attachment:
     """Refuse before downloading: missing, not an image, or over the size limit."""
     if attachment is None:
-        raise BadInput(f"I need a {what}; attach one and try again.")
+        raise BadInput(messages.missing_attachment(what))
     if not is_image(attachment):
-        raise BadInput(f"The {what} (`{attachment.filename}`) isn't an image. Use PNG, JPEG, WebP, GIF or BMP.")
+        raise BadInput(messages.not_an_image(what, attachment.filename))
     if attachment.size > max_bytes:
-        raise BadInput(f"The {what} is {attachment.size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
+        raise BadInput(messages.attachment_too_large(what, attachment.size, max_bytes))
     return attachment
 
 
 def check_limits(settings: GuildSettings, *, size: int, steps: int) -> None:
     if size > settings.max_size:
-        raise OverLimit(f"Size {size} px is over this server's limit of {settings.max_size} px (max_size).")
+        raise OverLimit(messages.size_over_limit(size, settings.max_size))
     if steps > settings.max_steps:
-        raise OverLimit(f"{steps} steps is over this server's limit of {settings.max_steps} steps (max_steps).")
+        raise OverLimit(messages.steps_over_limit(steps, settings.max_steps))
 
 
 def check_channel(settings: GuildSettings, channel: Any) -> None:
     parent_id = getattr(channel, "parent_id", None)
     if not settings.channel_allowed(getattr(channel, "id", None), parent_id):
-        where = " ".join(f"<#{c}>" for c in settings.allowed_channels)
-        raise ChannelNotAllowed(f"I don't take jobs in this channel. Try {where}.")
+        raise ChannelNotAllowed(messages.channel_not_allowed(settings.allowed_channels))
 
 
 REQUIRED_PERMISSIONS: tuple[str, ...] = ("attach_files",)
@@ -63,8 +63,7 @@ def check_bot_permissions(perms: discord.Permissions, needed: Sequence[str] = RE
     """The result is a file upload, so a channel where the bot cannot attach files is refused up front."""
     missing = [p for p in needed if not getattr(perms, p)]
     if missing:
-        names = ", ".join(p.replace("_", " ").title() for p in missing)
-        raise BotLacksPermissions(f"I can't post results here: I'm missing the {names} permission in this channel.")
+        raise BotLacksPermissions(messages.bot_lacks(missing))
 
 
 def is_admin(perms: discord.Permissions) -> bool:
@@ -84,7 +83,7 @@ def admin_only() -> Any:
         if interaction.guild is None:
             raise app_commands.NoPrivateMessage()
         if not is_admin(interaction.permissions):
-            raise NotAdmin("You need the Manage Server permission to change StyleBot's settings.")
+            raise NotAdmin(messages.NOT_ADMIN)
         return True
 
     return app_commands.check(predicate)

@@ -1,79 +1,206 @@
 """Process-wide settings for the bot, read once from the environment and an optional .env file.
 
-Everything an operator can change lives here so that the rest of the bot never reads
-`os.environ` itself. Secrets are wrapped in `Secret` so that a stray `repr(config)` in a
-log line or a traceback shows `Secret('***')` instead of the token.
+Everything an operator can change lives here so that the rest of the bot never reads `os.environ`
+itself. pydantic-settings does the reading and type checking, so every bad variable is reported
+in one error at start-up instead of one per restart, and the token is a `SecretStr` that shows
+`'**********'` in any `repr`, log line or traceback.
+
+A field's name is how the code reads it; its alias is the variable an operator sets. Variables in
+human units (hours, MB, GB) are converted once here, so the rest of the bot sees seconds and bytes;
+a value given from Python (tests, embedding) is already in those units.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from dotenv import dotenv_values
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-from bot.guild_settings import SETTINGS, SettingError, parse_setting
+from bot.guild_settings import SETTINGS, Ceilings, GuildSettings, SettingError, parse_setting
+from stylecore.executors import KINDS, ExecutorConfig
+from stylecore.imageio import DEFAULT_MAX_PIXELS
+from stylecore.imageio.isolated import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, DEFAULT_WORKERS
 
 
 class ConfigError(ValueError):
-    """A missing or malformed environment variable; the message names the variable."""
+    """Missing or malformed environment variables; the message names every one of them."""
 
 
-class Secret:
-    """A string that never shows itself in `repr`/`str`, so it cannot leak through logging."""
+def _from_unit(unit: float, name: str, *, to: type = int) -> BeforeValidator:
+    """Text from the environment is a number of `name` (hours, MB, GB); scale it to seconds or bytes."""
 
-    __slots__ = ("_value",)
+    def scale(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"expected a number of {name}") from None
+        if number < 0:
+            raise ValueError("must not be negative")
+        return to(number * unit)
 
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+    return BeforeValidator(scale)
 
 
-@dataclass(frozen=True)
-class BotConfig:
+def _off_means_none(value: Any) -> Any:
+    return None if isinstance(value, str) and value.strip().lower() in ("off", "none", "disabled", "-1") else value
+
+
+def _url(*schemes: str, example: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            if not value.startswith(tuple(f"{s}://" for s in schemes)):
+                raise ValueError(f"must start with {' or '.join(f'{s}://' for s in schemes)}, e.g. {example}")
+        return value
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _var(name: str | AliasChoices, default: Any, **constraints: Any) -> Any:
+    """A field read from the variable `name`; Python code may still pass it by the field's own name."""
+    return Field(default, validation_alias=name, **constraints)
+
+
+MiB = 2**20
+GiB = 2**30
+Hours = Annotated[float, _from_unit(3600.0, "hours", to=float)]
+Days = Annotated[float, _from_unit(86400.0, "days", to=float)]
+MebiBytes = Annotated[int, _from_unit(MiB, "MB")]
+GibiBytes = Annotated[int, _from_unit(GiB, "GB")]
+Lower = Annotated[str, BeforeValidator(str.lower)]
+HttpUrl = Annotated[str, BeforeValidator(_url("http", "https", example="https://proxy.example/api/v10"))]
+WsUrl = Annotated[str, BeforeValidator(_url("ws", "wss", example="wss://gateway.example"))]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(str.upper)]
+Port = Annotated[int | None, BeforeValidator(_off_means_none)]  # "off" disables the server
+
+
+class BotConfig(BaseSettings):
     """Operator settings. Per-server settings live in SQLite instead (see `guild_settings`)."""
 
-    token: Secret = field(default_factory=lambda: Secret(""))
-    executor: str = "local"
-    workers: int = 1
-    device: str = "auto"
-    queue_size: int = 32
-    ray_address: str | None = None
-    data_dir: Path = Path("data")
-    log_level: str = "INFO"
-    dev_guild_id: int | None = None
-    sync_commands: bool = True
-    health_host: str = "0.0.0.0"
-    health_port: int | None = 8080
-    api_base: str | None = None
-    gateway_url: str | None = None
-    inputs_ttl: float = 24 * 3600.0
-    shutdown_grace: float = 60.0
-    edit_interval: float = 3.0
-    token_lifetime: float = 14 * 60.0
-    max_input_bytes: int = 20 * 1024 * 1024
-    max_input_pixels: int = 40_000_000
-    memory_limit: int | None = None  # bytes a worker's job may use; larger jobs run smaller and say so
-    guild_defaults: Mapping[str, Any] = field(default_factory=dict)
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=True,
+        env_ignore_empty=True,  # .env.example's `STYLEBOT_DEV_GUILD=` means "not set"
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+        str_strip_whitespace=True,
+    )
+
+    token: SecretStr = _var("DISCORD_TOKEN", SecretStr(""))
+    # -- where jobs run
+    executor: Annotated[Lower, AfterValidator(_one_of(KINDS))] = _var("STYLEBOT_EXECUTOR", "local")
+    workers: int = _var("STYLEBOT_WORKERS", 1, ge=1)
+    device: Lower = _var("STYLEBOT_DEVICE", "auto")
+    queue_size: int = _var("STYLEBOT_QUEUE_SIZE", ExecutorConfig().max_queue, ge=1)
+    ray_address: str | None = _var("STYLEBOT_RAY_ADDRESS", None)
+    memory_limit: GibiBytes | None = _var("STYLEBOT_MEMORY_LIMIT_GB", None, gt=0)  # per worker; see README
+    # -- storage
+    data_dir: Path = _var("STYLEBOT_DATA_DIR", Path("data"))
+    inputs_ttl: Hours = _var("STYLEBOT_INPUT_TTL_HOURS", 24 * 3600.0, ge=0)
+    job_history: Days = _var("STYLEBOT_JOB_HISTORY_DAYS", 30 * 86400.0, ge=0)
+    inputs_max_bytes: GibiBytes = _var("STYLEBOT_INPUTS_MAX_GB", 2 * GiB, ge=0)
+    inputs_max_bytes_per_member: MebiBytes = _var("STYLEBOT_INPUTS_MAX_MB_PER_MEMBER", 200 * MiB, ge=0)
+    max_input_bytes: MebiBytes = _var("STYLEBOT_MAX_INPUT_MB", 20 * MiB, gt=0)
+    max_input_pixels: int = DEFAULT_MAX_PIXELS
+    # -- admission: what one member and everyone together may have in flight
+    max_jobs_per_member: int = _var("STYLEBOT_MAX_JOBS_PER_MEMBER", 5, ge=1)  # in all servers together
+    max_downloads: int = _var("STYLEBOT_MAX_DOWNLOADS", 8, ge=1)  # attachments downloading at once
+    max_downloads_per_member: int = _var("STYLEBOT_MAX_DOWNLOADS_PER_MEMBER", 2, ge=1)
+    decode_workers: int = _var("STYLEBOT_DECODE_WORKERS", DEFAULT_WORKERS, ge=1)  # images checked at once
+    decode_memory: MebiBytes = _var("STYLEBOT_DECODE_MEMORY_MB", DEFAULT_MEMORY_LIMIT, ge=16 * MiB)  # each
+    decode_timeout: float = _var("STYLEBOT_DECODE_TIMEOUT", DEFAULT_TIMEOUT, gt=0)  # seconds per image
+    # -- Discord
+    dev_guild_id: int | None = _var("STYLEBOT_DEV_GUILD", None, ge=1)
+    sync_commands: bool = _var("STYLEBOT_SYNC_COMMANDS", True)
+    api_base: HttpUrl | None = _var("DISCORD_API_BASE", None)
+    gateway_url: WsUrl | None = _var("DISCORD_GATEWAY_URL", None)
+    token_lifetime: float = 14 * 60.0  # an interaction token lives 15 min (Discord docs); keep a minute spare
+    edit_interval: float = _var("STYLEBOT_EDIT_INTERVAL", 3.0, ge=0.05)
+    # -- operations
+    log_level: LogLevel = _var(AliasChoices("STYLEBOT_LOG_LEVEL", "LOG_LEVEL"), "INFO")
+    shutdown_grace: float = _var("STYLEBOT_SHUTDOWN_GRACE", 60.0, ge=0)
+    health_host: str = _var("STYLEBOT_HEALTH_HOST", "127.0.0.1")
+    health_port: Port = _var("STYLEBOT_HEALTH_PORT", 8080, ge=0, le=65535)
+    # bot-wide defaults for per-server settings, from STYLEBOT_<SETTING> (see _guild_defaults)
+    guild_defaults: Mapping[str, Any] = Field(default_factory=dict)
+    # bounds server admins cannot pass, from STYLEBOT_CEILING_<SETTING> / STYLEBOT_FLOOR_<SETTING>
+    ceilings: Ceilings = Field(default_factory=Ceilings)
+
+    @field_validator("guild_defaults", mode="before")
+    @classmethod
+    def _parse_guild_defaults(cls, value: Mapping[str, Any]) -> dict[str, Any]:
+        """Text is parsed as an admin's `/stylebot config set` would be; all problems are named at once."""
+        parsed: dict[str, Any] = {}
+        problems: list[str] = []
+        for key, raw in value.items():
+            try:
+                parsed[key] = parse_setting(key, raw) if isinstance(raw, str) else raw
+            except SettingError as exc:
+                problems.append(f"STYLEBOT_{key.upper()}: {exc}")
+        if not problems:
+            try:
+                GuildSettings().with_overrides(parsed).check()
+            except SettingError as exc:
+                problems.append(f"STYLEBOT_<SETTING> defaults: {exc}")
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return parsed
+
+    @field_validator("ceilings", mode="before")
+    @classmethod
+    def _parse_ceilings(cls, value: Ceilings | Mapping[str, Any]) -> Ceilings:
+        """Each bound is checked by its setting's declaration, not against the defaults (see `Ceilings`)."""
+        if isinstance(value, Ceilings):
+            return value
+        try:
+            return Ceilings.parse(value)
+        except SettingError as exc:
+            raise ValueError(str(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what the caller passes: `from_env` is what reads the environment, so a config built in
+        Python (tests, embedding) never picks up whatever the process happens to export."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, *, dotenv_path: str | os.PathLike[str] | None = ".env") -> BotConfig:
+        """Read the settings; real environment variables win over the .env file (if it exists)."""
+        env = EnvSettingsSource(cls)
+        dotenv = DotEnvSettingsSource(cls, env_file=dotenv_path)
+        try:
+            return cls(**{**dotenv(), **env(), **_guild_defaults(env, dotenv), **_ceilings(env, dotenv)})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
 
     @property
     def db_path(self) -> Path:
@@ -81,7 +208,14 @@ class BotConfig:
 
     def executor_config(self) -> dict[str, Any]:
         """Keyword arguments for `stylecore.executors.make_executor(kind, **config)`."""
-        cfg: dict[str, Any] = {"workers": self.workers, "max_queue": self.queue_size}
+        cfg: dict[str, Any] = {
+            "workers": self.workers,
+            "max_queue": self.queue_size,
+            # One cap for a member across servers: on jobs queued or running, so waiting ones are
+            # bounded by it too (the executor's own cap on waiting jobs would otherwise bind first).
+            "max_per_user_active": self.max_jobs_per_member,
+            "max_per_user_queued": self.max_jobs_per_member,
+        }
         if self.device != "auto":
             cfg["device"] = self.device
         if self.memory_limit is not None:
@@ -90,90 +224,45 @@ class BotConfig:
             cfg["ray_address"] = self.ray_address
         return cfg
 
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, dotenv_path: str | os.PathLike[str] | None = ".env"
-    ) -> BotConfig:
-        """Read the settings; real environment variables win over the .env file."""
-        env: dict[str, str] = {}
-        if dotenv_path is not None and Path(dotenv_path).is_file():
-            env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-        env.update(os.environ if environ is None else environ)
-        return cls._parse(env)
-
-    @classmethod
-    def _parse(cls, env: Mapping[str, str]) -> BotConfig:
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            return value.strip() if value is not None and value.strip() != "" else None
-
-        def num(name: str, kind: type, default: Any, *, minimum: float | None = None) -> Any:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
-            if minimum is not None and value < minimum:
-                raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
-            return value
-
-        executor = (get("STYLEBOT_EXECUTOR") or "local").lower()
-        if executor not in ("local", "ray"):
-            raise ConfigError(f"STYLEBOT_EXECUTOR must be 'local' or 'ray', got {executor!r}")
-        health_raw = get("STYLEBOT_HEALTH_PORT")
-        if health_raw is not None and health_raw.lower() in ("off", "none", "disabled", "-1"):
-            health_port: int | None = None
-        else:
-            health_port = num("STYLEBOT_HEALTH_PORT", int, 8080, minimum=0)
-        log_level = (get("STYLEBOT_LOG_LEVEL") or get("LOG_LEVEL") or "INFO").upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError(f"STYLEBOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
-        api_base = get("DISCORD_API_BASE")
-        if api_base is not None:
-            api_base = api_base.rstrip("/")
-            if not api_base.startswith(("http://", "https://")):
-                raise ConfigError("DISCORD_API_BASE must be an http(s) URL such as https://proxy.example/api/v10")
-        gateway = get("DISCORD_GATEWAY_URL")
-        if gateway is not None and not gateway.startswith(("ws://", "wss://")):
-            raise ConfigError("DISCORD_GATEWAY_URL must be a ws:// or wss:// URL")
-        defaults: dict[str, Any] = {}
-        for key in SETTINGS:
-            raw = get(f"STYLEBOT_{key.upper()}")
-            if raw is not None:
-                try:
-                    defaults[key] = parse_setting(key, raw)
-                except SettingError as exc:
-                    raise ConfigError(f"STYLEBOT_{key.upper()}: {exc}") from None
-        return cls(
-            token=Secret(get("DISCORD_TOKEN") or ""),
-            executor=executor,
-            workers=num("STYLEBOT_WORKERS", int, 1, minimum=1),
-            device=(get("STYLEBOT_DEVICE") or "auto").lower(),
-            queue_size=num("STYLEBOT_QUEUE_SIZE", int, 32, minimum=1),
-            ray_address=get("STYLEBOT_RAY_ADDRESS"),
-            data_dir=Path(get("STYLEBOT_DATA_DIR") or "data"),
-            log_level=log_level,
-            dev_guild_id=num("STYLEBOT_DEV_GUILD", int, None, minimum=1),
-            sync_commands=(get("STYLEBOT_SYNC_COMMANDS") or "on").lower() not in ("0", "off", "false", "no"),
-            health_host=get("STYLEBOT_HEALTH_HOST") or "0.0.0.0",
-            health_port=health_port,
-            api_base=api_base,
-            gateway_url=gateway,
-            inputs_ttl=num("STYLEBOT_INPUT_TTL_HOURS", float, 24.0, minimum=0) * 3600.0,
-            shutdown_grace=num("STYLEBOT_SHUTDOWN_GRACE", float, 60.0, minimum=0),
-            edit_interval=num("STYLEBOT_EDIT_INTERVAL", float, 3.0, minimum=0.05),
-            max_input_bytes=int(num("STYLEBOT_MAX_INPUT_MB", float, 20.0, minimum=0.01) * 1024 * 1024),
-            memory_limit=_gib(num("STYLEBOT_MEMORY_LIMIT_GB", float, None, minimum=0.01)),
-            guild_defaults=defaults,
-        )
-
     def require_token(self) -> str:
-        if not self.token:
+        if not self.token.get_secret_value():
             raise ConfigError("DISCORD_TOKEN is not set (put it in the environment or in .env)")
-        return self.token.reveal()
+        return self.token.get_secret_value()
 
 
-def _gib(value: float | None) -> int | None:
-    return None if value is None else int(value * 2**30)
+def _describe(exc: ValidationError) -> str:
+    """One line per bad variable, named as the operator wrote it, with the value that was refused."""
+    lines = ["bad settings:"]
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if name in ("guild_defaults", "ceilings"):  # the message names each variable itself
+            lines.append(f"  {message}")
+        else:
+            shown = f" (got {err['input']!r})" if isinstance(err["input"], str) else ""
+            lines.append(f"  {name}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def _guild_defaults(*sources: EnvSettingsSource) -> dict[str, Any]:
+    """`STYLEBOT_<SETTING>` for every per-server setting (first source wins), so a new setting needs no
+    field here; the values are parsed by the `guild_defaults` validator."""
+    found: dict[str, str] = {}
+    for source in reversed(sources):
+        for key in SETTINGS:
+            raw = source.env_vars.get(f"STYLEBOT_{key.upper()}")
+            if raw is not None:
+                found[key] = raw
+    return {"guild_defaults": found} if found else {}
+
+
+def _ceilings(*sources: EnvSettingsSource) -> dict[str, Any]:
+    """`STYLEBOT_CEILING_<SETTING>` / `STYLEBOT_FLOOR_<SETTING>` for every bounded setting (first source
+    wins); the ones not set keep their defaults."""
+    found: dict[str, str] = {}
+    for source in reversed(sources):
+        for key in Ceilings.bounded():
+            raw = source.env_vars.get(Ceilings.env_name(key))
+            if raw is not None:
+                found[key] = raw
+    return {"ceilings": found} if found else {}

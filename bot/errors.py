@@ -1,8 +1,9 @@
 """One place that turns every failure into a specific, friendly message for the user.
 
-Commands, buttons, modals and the tracker all raise the exceptions below (or library
-ones) and let `handle_interaction_error` decide what the user reads; expected refusals
-are logged quietly, anything else with a traceback. Messages never contain tokens.
+Commands, buttons, modals and the job follower all raise the exceptions below (or library
+ones) and let `handle_interaction_error` decide what the user reads (the words come from
+`bot.messages`); expected refusals are logged quietly, anything else with a traceback.
+Messages never contain tokens.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot import messages
 from bot.guild_settings import SettingError
 from stylecore.executors.base import (
     ExecutorClosed,
@@ -48,15 +50,15 @@ class OnCooldown(StyleBotError):
 
 
 class TooManyJobs(StyleBotError):
-    pass
+    """A member at a per-member job limit (this server's, or the operator's across servers)."""
 
 
 class ChannelNotAllowed(StyleBotError):
-    pass
+    """The server allows jobs only in some channels."""
 
 
 class NotAdmin(StyleBotError, app_commands.CheckFailure):
-    pass
+    """An admin-only command run by someone without Manage Server."""
 
 
 class BotLacksPermissions(StyleBotError):
@@ -64,38 +66,19 @@ class BotLacksPermissions(StyleBotError):
 
 
 class JobNotFound(StyleBotError):
-    pass
+    """No such job, or none that can still be cancelled."""
 
 
 class NotYourJob(StyleBotError):
-    pass
+    """Someone else's job, and no Manage Messages where it runs."""
 
 
 class InputsExpired(StyleBotError):
-    pass
+    """The stored images behind a result are gone, so it cannot be run again."""
 
 
 class ShuttingDown(StyleBotError):
-    pass
-
-
-_FAILURE_REASONS: dict[str, str] = {
-    "bad_input": "I couldn't use one of the images: {error}",
-    "worker_lost": "The worker running your job stopped unexpectedly. Please try again.",
-    "oom": "That ran out of memory; try a smaller size.",
-    "timeout": "That took too long and was stopped; try fewer steps or a smaller size.",
-    "shutdown": "The bot is restarting; your job will be picked up again when it's back.",
-    "internal": "Something went wrong while stylizing: {error}",
-}
-
-
-def failure_message(error: str | None, reason: str | None) -> str:
-    template = _FAILURE_REASONS.get(reason or "internal", _FAILURE_REASONS["internal"])
-    return template.format(error=(error or "unknown error").rstrip("."))
-
-
-def _perm_names(perms: list[str]) -> str:
-    return ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in perms)
+    """The bot is draining for a restart and takes no new jobs."""
 
 
 def describe(error: BaseException) -> tuple[str, bool]:
@@ -109,39 +92,40 @@ def describe(error: BaseException) -> tuple[str, bool]:
     if isinstance(error, ImageError):
         return error.user_message, True
     if isinstance(error, OptionsError):
-        return f"Those settings don't work: {error}", True
+        return messages.bad_options(error), True
     if isinstance(error, SettingError):
         return str(error), True
     if isinstance(error, QueueFull):
-        return f"The queue is full right now ({error}). Please try again in a few minutes.", True
-    if isinstance(error, UserLimitReached):
-        return f"You have too many jobs waiting: {error}", True
+        return messages.queue_full(error), True
+    if isinstance(error, UserLimitReached):  # the stylize service words these itself; a fallback
+        where = "everywhere" if error.scope == "everywhere" else "server"
+        text = messages.too_many_jobs(
+            error.job_ids, error.limit, where=where, waiting=error.counts == "waiting", starting=error.pending
+        )
+        return text, True
     if isinstance(error, ExecutorClosed):
-        return "I'm restarting and not taking new jobs; please try again in a minute.", True
+        return messages.RESTARTING, True
     if isinstance(error, JobFailed):
-        return failure_message(str(error), error.reason), True
+        return messages.failure(str(error), error.reason), True
     if isinstance(error, JobCancelled):
-        return "That job was cancelled.", True
+        return messages.JOB_CANCELLED, True
     if isinstance(error, ExecutorError):
         return str(error), True
     if isinstance(error, app_commands.MissingPermissions):
-        return f"You need the {_perm_names(error.missing_permissions)} permission to do that.", True
+        return messages.user_missing(error.missing_permissions), True
     if isinstance(error, app_commands.BotMissingPermissions):
-        return f"I need the {_perm_names(error.missing_permissions)} permission in this channel.", True
+        return messages.bot_missing(error.missing_permissions), True
     if isinstance(error, app_commands.NoPrivateMessage):
-        return "This only works in a server, not in DMs.", True
+        return messages.NO_DMS, True
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down a little; try again in {error.retry_after:.0f} s.", True
+        return messages.slow_down(error.retry_after), True
     if isinstance(error, app_commands.CheckFailure):
-        return "You can't use this here.", True
+        return messages.NOT_HERE, True
     if isinstance(error, discord.Forbidden):
-        return (
-            "I'm missing a permission in this channel (I need View Channel, Send Messages, "
-            "Attach Files and Read Message History)."
-        ), True
+        return messages.CHANNEL_FORBIDDEN, True
     if isinstance(error, discord.HTTPException) and error.status == 413:
-        return "That file is too large for Discord to accept.", True
-    return "Something went wrong on my side. It has been logged; please try again.", False
+        return messages.FILE_TOO_LARGE, True
+    return messages.UNEXPECTED, False
 
 
 async def send_ephemeral(interaction: discord.Interaction[Any], message: str) -> None:

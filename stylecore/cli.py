@@ -1,7 +1,8 @@
 """`stylize CONTENT STYLE -o OUT`: the engine from a terminal.
 
-Every engine option is a flag with the engine's own default, so the CLI never drifts
-from the library; `--demo` runs the bundled sample pair offline with no arguments.
+Every declared option (stylecore.option_specs) is a flag with the engine's own default, its
+bounds and its help, so the CLI never drifts from the library; `--demo` runs the bundled
+sample pair offline with no arguments.
 """
 
 from __future__ import annotations
@@ -10,38 +11,14 @@ import argparse
 import importlib.resources
 import sys
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any
 
 from stylecore.engine import stylize
 from stylecore.events import Cancelled, ProgressEvent
 from stylecore.imageio import ImageError, encode_image
+from stylecore.option_specs import OPTION_SPECS
 from stylecore.options import PRESET_NAMES, OptionsError, StyleOptions, preset, report_every_for
 from stylecore.weights import WeightsError
-
-_FLAGS: dict[str, str] = {
-    "size": "output size in pixels (long side unless --size-side short)",
-    "size_side": "which side --size sets",
-    "steps": "most optimisation steps (split over the scales; a run stops sooner once converged)",
-    "min_steps": "steps before a run may stop on convergence",
-    "stop_tol": "stop once the loss falls by less than this fraction per step (0 = run every step)",
-    "strength": "multiplies the style weight (1 = default)",
-    "content_weight": "alpha",
-    "style_weight": "beta",
-    "tv_weight": "total-variation weight (smooths noise)",
-    "optimizer": "adam or lbfgs",
-    "lr": "learning rate (in [0,1] RGB units unless --lr-space normalized)",
-    "lr_space": "units of --lr",
-    "lr_half_life": "halve the lr every this many steps (0 = constant)",
-    "init": "start from the content, noise or the style image",
-    "scales": "coarse-to-fine scales (1 = single scale)",
-    "min_scale_size": "smallest long side a coarse scale may have",
-    "ema": "exponential moving average of the image (0 = off)",
-    "preserve_colors": "keep the content's colours",
-    "style_scale": "size of style features relative to the output",
-    "seed": "random seed (noise init)",
-    "weights": "original (bundled, offline), torchvision, or PATH.pth",
-    "device": "auto, cpu or cuda",
-}
 
 
 def _demo_paths() -> tuple[Path, Path]:
@@ -59,20 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=PRESET_NAMES,
         default="default",
-        help="starting settings; 'seed' reproduces the original notebook",
+        help="starting settings; 'seed' = the reference settings (short side 400, 2000 Adam steps)",
     )
     defaults = StyleOptions()
-    hints = get_type_hints(StyleOptions)
-    for name, help_text in _FLAGS.items():
-        default = getattr(defaults, name)
-        choices = get_args(hints[name]) if get_origin(hints[name]) is Literal else None
-        kind = type(default) if isinstance(default, (int, float)) else str
+    for spec in OPTION_SPECS.values():
+        bounds = "" if spec.choices or spec.kind is str else f"; {spec.bounds()}"
         ap.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            choices=choices,
+            "--" + spec.name.replace("_", "-"),
+            type=spec.kind,
+            choices=list(spec.choices) if spec.choices else None,
             default=None,
-            help=f"{help_text} (default: {default})",
+            help=f"{spec.help} (default: {spec.fmt(getattr(defaults, spec.name))}{bounds})",
         )
     ap.add_argument("--style-blend", type=float, nargs="+", help="weights of several style images")
     ap.add_argument("--no-fast", action="store_true", help="plain fp32 path even where a faster one exists")
@@ -83,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from_args(args: argparse.Namespace) -> StyleOptions:
-    overrides: dict[str, Any] = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
+    overrides: dict[str, Any] = {k: getattr(args, k) for k in OPTION_SPECS if getattr(args, k) is not None}
     if args.style_blend:
         overrides["style_blend"] = tuple(args.style_blend)
     if args.no_fast:

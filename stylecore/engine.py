@@ -28,11 +28,12 @@ from stylecore.events import (
     RunStats,
     StyleResult,
 )
-from stylecore.imageio import image_to_tensor, load_image, resize_to, tensor_to_image
+from stylecore.imageio import load_image, resize_to
 from stylecore.network import VGGFeatures, get_model
 from stylecore.objective import Objective, Targets, make_targets, stack
 from stylecore.options import StyleOptions
 from stylecore.sizes import output_size, scale_sizes, split_steps
+from stylecore.tensors import image_to_tensor, tensor_to_image
 from stylecore.timelapse import TimelapseRecorder
 
 # ImageNet std: with lr_space="normalized" Adam runs on (x - mean) / std as torchvision-style

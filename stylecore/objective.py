@@ -16,10 +16,10 @@ from PIL import Image
 
 from stylecore.color import match_color
 from stylecore.devices import DevicePlan, autocast
-from stylecore.imageio import image_to_tensor
 from stylecore.losses import content_loss, gram, rescale_gram, style_loss, tv_loss
 from stylecore.network import VGGFeatures
 from stylecore.options import CONTENT_LAYER, STYLE_LAYERS, StyleOptions
+from stylecore.tensors import image_to_tensor
 
 ALL_LAYERS: tuple[str, ...] = (*STYLE_LAYERS, CONTENT_LAYER)
 

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from stylecore.option_specs import OPTION_SPECS, OptionsError
+
 STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CONTENT_LAYER = "conv4_2"
 SEED_STYLE_WEIGHTS: tuple[float, ...] = (1.0, 0.75, 0.2, 0.2, 0.2)
@@ -19,10 +21,6 @@ Optimizer = Literal["adam", "lbfgs"]
 Init = Literal["content", "noise", "style"]
 PreserveColors = Literal["none", "luminance", "histogram"]
 SizeSide = Literal["long", "short"]
-
-
-class OptionsError(ValueError):
-    """An option value that cannot work; the message is fit to show a user."""
 
 
 @dataclass(frozen=True)
@@ -83,50 +81,16 @@ class StyleOptions:
         def bad(msg: str) -> OptionsError:
             return OptionsError(msg)
 
-        if not 16 <= self.size <= 4096:
-            raise bad(f"size must be between 16 and 4096 pixels, got {self.size}")
-        if self.size_side not in ("long", "short"):
-            raise bad("size_side must be 'long' or 'short'")
-        if not 1 <= self.steps <= 100_000:
-            raise bad(f"steps must be between 1 and 100000, got {self.steps}")
-        if self.min_steps < 1:
-            raise bad(f"min_steps must be at least 1, got {self.min_steps}")
-        if not 0 <= self.stop_tol < 1:
-            raise bad(f"stop_tol must be in [0, 1), got {self.stop_tol}")
-        for name in ("content_weight", "style_weight", "tv_weight", "strength"):
-            v = getattr(self, name)
-            if not v >= 0 or v != v or v == float("inf"):
-                raise bad(f"{name} must be a finite number >= 0, got {v}")
+        for spec in OPTION_SPECS.values():  # bounds and choices, declared once in option_specs
+            spec.check(getattr(self, spec.name))
         if len(self.style_layer_weights) != len(STYLE_LAYERS):
             raise bad(f"style_layer_weights needs {len(STYLE_LAYERS)} values, one per {STYLE_LAYERS}")
         if any(not w >= 0 for w in self.style_layer_weights):
             raise bad("style_layer_weights must all be >= 0")
-        if self.optimizer not in ("adam", "lbfgs"):
-            raise bad(f"optimizer must be 'adam' or 'lbfgs', got {self.optimizer!r}")
-        if not 0 < self.lr <= 10:
-            raise bad(f"lr must be in (0, 10], got {self.lr}")
-        if self.lr_half_life < 0:
-            raise bad(f"lr_half_life must be >= 0 (0 = constant lr), got {self.lr_half_life}")
-        if self.lr_space not in ("rgb", "normalized"):
-            raise bad("lr_space must be 'rgb' or 'normalized'")
-        if self.init not in ("content", "noise", "style"):
-            raise bad(f"init must be 'content', 'noise' or 'style', got {self.init!r}")
-        if not 1 <= self.scales <= 6:
-            raise bad(f"scales must be between 1 and 6, got {self.scales}")
-        if self.min_scale_size < 16:
-            raise bad("min_scale_size must be at least 16")
-        if not 0 <= self.ema < 1:
-            raise bad(f"ema must be in [0, 1), got {self.ema}")
-        if self.preserve_colors not in ("none", "luminance", "histogram"):
-            raise bad("preserve_colors must be 'none', 'luminance' or 'histogram'")
-        if not 0.1 <= self.style_scale <= 4:
-            raise bad(f"style_scale must be between 0.1 and 4, got {self.style_scale}")
         if any(not w >= 0 for w in self.style_blend) or (self.style_blend and sum(self.style_blend) <= 0):
             raise bad("style_blend weights must be >= 0 with a positive sum")
         if self.preview_every < 0:
             raise bad("preview_every must be >= 0 (0 = no previews)")
-        if self.style_fit not in ("area", "stretch"):
-            raise bad("style_fit must be 'area' or 'stretch'")
         if self.report_every < 1:
             raise bad("report_every must be >= 1")
         if self.timelapse not in ("none", "gif", "webp"):

@@ -8,6 +8,7 @@ buttons (also after a restart), bad inputs and the admin settings.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 
 import aiohttp
@@ -28,6 +29,9 @@ from bot_fixtures import (  # noqa: E402
     make_png,
 )
 from fakediscord import Overwrite, Perm  # noqa: E402
+
+from bot import messages  # noqa: E402
+from stylecore.option_specs import OPTION_SPECS  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -142,7 +146,7 @@ async def test_reply_flow_and_two_attachment_mention(bot_env: BotEnv) -> None:
     # A mention without images gets a usage hint, not a job.
     hint = await fd.post_message(author=fd.member, content=f"{mention} hello")
     reply = await fd.wait_for_message(fd.channel, lambda m: (m.reference or {}).get("message_id") == str(hint.id))
-    assert "reply to a message that has an image" in reply.content
+    assert reply.content == messages.USAGE
 
 
 async def test_context_menu_opens_modal_with_file_upload(bot_env: BotEnv) -> None:
@@ -155,6 +159,9 @@ async def test_context_menu_opens_modal_with_file_upload(bot_env: BotEnv) -> Non
     kinds = [c["component"]["type"] for c in labels]
     assert kinds == [19, 4]  # a file upload and a text input, each in a label
     assert modal["components"][0]["component"]["custom_id"] == "stylebot:modal:style"
+    strength = OPTION_SPECS["strength"]
+    assert strength.bounds() in modal["components"][1]["description"]  # from the option's declaration
+    assert modal["components"][1]["component"]["value"] == "1"  # this server's default_strength
 
     submit = await fd.submit_modal(
         inter, {"stylebot:modal:style": [("style.png", STYLE)], "stylebot:modal:strength": "2.5"}
@@ -163,10 +170,18 @@ async def test_context_menu_opens_modal_with_file_upload(bot_env: BotEnv) -> Non
     assert "strength 2.5" in msg.content
     assert image_of(msg.attachments[0].data).size == (48, 36)
 
+    # A strength outside its declared bounds is refused with the bounds.
+    again = await fd.context_menu("Stylize this image", photo, user=fd.member)
+    await fd.wait_for_modal(again)
+    over = await fd.submit_modal(
+        again, {"stylebot:modal:style": [("style.png", STYLE)], "stylebot:modal:strength": "12"}
+    )
+    assert await bot_env.wait_ephemeral(over) == messages.bad_field("Strength", strength.problem(12.0) or "")
+
     # A message without an image is refused privately.
     text_only = await fd.post_message(author=fd.member, content="no picture here")
     refused = await fd.context_menu("Stylize this image", text_only, user=fd.member)
-    assert "no image attachment" in await bot_env.wait_ephemeral(refused)
+    assert await bot_env.wait_ephemeral(refused) == messages.NO_IMAGE_IN_MESSAGE
 
 
 async def test_result_buttons_start_new_jobs_even_after_restart(bot_env: BotEnv) -> None:
@@ -190,12 +205,12 @@ async def test_result_buttons_start_new_jobs_even_after_restart(bot_env: BotEnv)
     assert "strength 0.6667" in less_msg.content
     rerun = await fd.click_button(result, f"stylebot:again:rerun:{job_id}", user=fd.member)
     rerun_msg = await bot_env.wait_done(rerun)
-    assert "strength 1 " in rerun_msg.content and "seed 5" not in rerun_msg.content
+    assert "strength 1 " in rerun_msg.content and re.search(r"seed (\d+)", rerun_msg.content)[1] != "5"
 
     # Once the stored inputs are past their TTL the button says so instead of failing.
     await bot.db.purge_expired(now=time.time() + bot.config.inputs_ttl + 1)
     late = await fd.click_button(result, f"stylebot:again:rerun:{job_id}", user=fd.member)
-    assert "no longer kept" in await bot_env.wait_ephemeral(late)
+    assert await bot_env.wait_ephemeral(late) == messages.inputs_expired(bot.config.inputs_ttl)
 
 
 async def test_bad_inputs_get_specific_private_messages(bot_env: BotEnv) -> None:
@@ -205,7 +220,7 @@ async def test_bad_inputs_get_specific_private_messages(bot_env: BotEnv) -> None
     not_image = await fd.slash_command(
         "stylize", {"content": ("notes.txt", b"hello"), "style": ("s.png", STYLE)}, user=fd.member
     )
-    assert "isn't an image" in await bot_env.wait_ephemeral(not_image)
+    assert await bot_env.wait_ephemeral(not_image) == messages.not_an_image("content image", "notes.txt")
 
     broken = await bot_env.stylize(content=b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     text = await bot_env.wait_ephemeral(broken)
@@ -213,9 +228,9 @@ async def test_bad_inputs_get_specific_private_messages(bot_env: BotEnv) -> None
     assert fd.original_message(broken) is None  # the public "thinking" message was removed
 
     too_big = await bot_env.stylize(size=200)
-    assert "over this server's limit of 96 px (max_size)" in await bot_env.wait_ephemeral(too_big)
+    assert await bot_env.wait_ephemeral(too_big) == messages.size_over_limit(200, 96)
     too_long = await bot_env.stylize(steps=5000)
-    assert "limit of 2000 steps (max_steps)" in await bot_env.wait_ephemeral(too_long)
+    assert await bot_env.wait_ephemeral(too_long) == messages.steps_over_limit(5000, 2000)
 
     # A channel where the bot cannot attach files: refused before any work.
     fd.other_channel.overwrites[fd.bot_role.id] = Overwrite(fd.bot_role.id, 0, deny=Perm.ATTACH_FILES)
@@ -225,7 +240,7 @@ async def test_bad_inputs_get_specific_private_messages(bot_env: BotEnv) -> None
         user=fd.member,
         channel=fd.other_channel,
     )
-    assert "missing the Attach Files permission" in await bot_env.wait_ephemeral(inter)
+    assert await bot_env.wait_ephemeral(inter) == messages.bot_lacks(["attach_files"])
     assert not [m for m in fd.messages_in(fd.other_channel) if not m.ephemeral]
 
     # Attachments only: a URL in a message is never fetched.
@@ -247,7 +262,7 @@ async def test_admin_config_show_set_reset_and_refusals(bot_env: BotEnv) -> None
     assert "`max_size` = **96 px** *(default)*" in text
 
     set_ = await fd.slash_command("stylebot config set", {"setting": "max_size", "value": "64"}, user=admin)
-    assert "`max_size` is now **64 px**" in await bot_env.wait_ephemeral(set_)
+    assert await bot_env.wait_ephemeral(set_) == messages.setting_changed("max_size", "64 px")
     chans = await fd.slash_command(
         "stylebot config set", {"setting": "allowed_channels", "value": fd.other_channel.mention}, user=admin
     )
@@ -265,18 +280,18 @@ async def test_admin_config_show_set_reset_and_refusals(bot_env: BotEnv) -> None
     nope = await fd.slash_command(
         "stylebot config set", {"setting": "max_size", "value": "4096"}, user=fd.member, force=True
     )
-    assert "Manage Server" in await bot_env.wait_ephemeral(nope)
+    assert await bot_env.wait_ephemeral(nope) == messages.NOT_ADMIN
 
     # The settings apply: the limit is named, and the channel restriction holds.
     over = await bot_env.stylize(size=80, channel=fd.other_channel)
-    assert "limit of 64 px (max_size)" in await bot_env.wait_ephemeral(over)
+    assert await bot_env.wait_ephemeral(over) == messages.size_over_limit(80, 64)
     elsewhere = await bot_env.stylize()
-    assert "don't take jobs in this channel" in await bot_env.wait_ephemeral(elsewhere)
+    assert await bot_env.wait_ephemeral(elsewhere) == messages.channel_not_allowed([fd.other_channel.id])
 
     reset = await fd.slash_command("stylebot config reset", {"setting": "max_size"}, user=admin)
-    assert "back to its default: **96 px**" in await bot_env.wait_ephemeral(reset)
+    assert await bot_env.wait_ephemeral(reset) == messages.setting_reset("max_size", "96 px")
     reset_all = await fd.slash_command("stylebot config reset", user=admin)
-    assert "All settings" in await bot_env.wait_ephemeral(reset_all)
+    assert await bot_env.wait_ephemeral(reset_all) == messages.ALL_SETTINGS_RESET
     show = await fd.slash_command("stylebot config show", user=admin)
     assert "`allowed_channels` = **all channels** *(default)*" in await bot_env.wait_ephemeral(show)
 

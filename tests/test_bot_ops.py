@@ -19,6 +19,7 @@ pytest.register_assert_rewrite("bot_fixtures")
 
 from bot_fixtures import BotEnv, assert_throttled, image_of, job_id_of  # noqa: E402
 
+from bot import messages  # noqa: E402
 from stylecore.executors.worker import plan_of  # noqa: E402
 from stylecore.memory import estimate_job_bytes, max_side_for  # noqa: E402
 from stylecore.options import StyleOptions  # noqa: E402
@@ -59,13 +60,13 @@ async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
 
     # Per-user limit from the server settings, with the reason.
     third = await bot_env.stylize(alice, **LONG)
-    assert "You already have 2 job(s)" in await bot_env.wait_ephemeral(third)
+    assert await bot_env.wait_ephemeral(third) == messages.too_many_jobs([ids["a1"], ids["a2"]], 2)
 
     # Cancel button: not for someone else's job, but fine for a moderator (Manage Messages).
     denied = await fd.click_button(a1_msg, f"stylebot:cancel:{ids['a1']}", user=bob)
-    assert "Only the person who started this job" in await bot_env.wait_ephemeral(denied)
+    assert await bot_env.wait_ephemeral(denied) == messages.NOT_YOUR_JOB
     by_mod = await fd.click_button(a2_msg, f"stylebot:cancel:{ids['a2']}", user=mod)
-    assert "Cancelling" in await bot_env.wait_ephemeral(by_mod)
+    assert await bot_env.wait_ephemeral(by_mod) == messages.cancelling(ids["a2"])
     assert f"Cancelled** by <@{mod.user.id}>" in (await bot_env.wait_text(a2, "Cancelled")).content
 
     # /cancel with an id, then /cancel without one (your latest job).
@@ -78,7 +79,7 @@ async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
     for job in ids.values():
         await bot_env.wait_state(job, "cancelled")
     again = await fd.slash_command("cancel", {"job": ids["a1"]}, user=alice)
-    assert "already finished" in await bot_env.wait_ephemeral(again)
+    assert await bot_env.wait_ephemeral(again) == messages.already_finished(ids["a1"], "cancelled")
 
     # Cooldown set by an admin applies to the next job.
     await bot_env.wait_ephemeral(
@@ -140,7 +141,7 @@ async def test_owner_is_told_when_a_stored_job_cannot_be_recovered(bot_env: BotE
     bot = await bot_env.start_bot()
     assert bot.recovered == 0
     told = await bot_env.wait_text(inter, "Failed")
-    assert "images were no longer stored" in told.content and f"<@{fd.member.user.id}>" not in told.content
+    assert messages.INPUTS_LOST_IN_RESTART in told.content and f"<@{fd.member.user.id}>" not in told.content
     await bot_env.wait_state(job_id, "failed")
 
 
@@ -260,13 +261,14 @@ async def test_worker_killed_mid_job_tells_the_user_and_the_bot_carries_on(bot_e
     os.kill(pids[0], signal.SIGKILL)
 
     failed = await bot_env.wait_text(inter, "Failed", timeout=60)
-    assert "worker running your job stopped unexpectedly" in failed.content
+    assert messages.failure(None, "worker_lost") in failed.content
     assert not failed.custom_ids  # no Cancel button on a finished job
-    assert "stopped unexpectedly" in await bot_env.wait_ephemeral(inter)
+    told = messages.failed_privately(job_id, messages.failure(None, "worker_lost"))
+    assert await bot_env.wait_ephemeral(inter) == told
     await bot_env.wait_state(job_id, "failed")
 
     # The bot is alive and the executor brings a new worker up for the next job.
-    assert "no jobs" in await bot_env.wait_ephemeral(await fd.slash_command("queue", user=fd.member))
+    assert await bot_env.wait_ephemeral(await fd.slash_command("queue", user=fd.member)) == messages.NO_ACTIVE_JOBS
     nxt = await bot_env.stylize(steps=2)
     assert (await bot_env.wait_done(nxt, timeout=180)).attachments
 

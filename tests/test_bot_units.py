@@ -1,22 +1,20 @@
-"""Unit tests for the bot's pure parts: settings parsing, config, rendering, the database,
-the throttled progress editor (with an injected clock) and log redaction."""
+"""Unit tests for the bot's pure parts: server settings parsing, wording, the throttled progress
+editor (with an injected clock) and log redaction. Config and database: test_config.py, test_db.py."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
-import time
 
 import pytest
 
-from bot import render
-from bot.config import BotConfig, ConfigError, Secret
-from bot.db import Database, JobRecord
-from bot.errors import describe, failure_message
-from bot.guild_settings import GuildSettings, SettingError, parse_setting
+from bot import messages
+from bot.cogs.stylize.progress import Frame, MessageTarget, ProgressEditor
+from bot.cogs.stylize.uploads import DownloadSlots
+from bot.errors import describe
+from bot.guild_settings import Ceilings, GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
-from bot.progress import Frame, MessageTarget, ProgressEditor
 from stylecore.executors.base import QueueFull
 from stylecore.imageio import NotAnImage
 
@@ -52,51 +50,71 @@ def test_guild_settings_cross_checks_and_channels() -> None:
     assert s.describe("allowed_channels") == "<#111>"
 
 
-# -- config ---------------------------------------------------------------------------------
+def test_ceilings_bound_what_admins_set_but_not_the_operators_defaults() -> None:
+    base, bounds = GuildSettings(), Ceilings(max_size=2048, max_steps=2000, max_jobs_per_user=5, cooldown_seconds=5)
+    for key, value, named in (
+        ("max_size", 4096, "above this bot's ceiling of 2048 px"),
+        ("max_steps", 100_000, "above this bot's ceiling of 2000"),
+        ("max_jobs_per_user", 100, "above this bot's ceiling of 5"),
+        ("cooldown_seconds", 0.0, "below this bot's minimum of 5 s"),
+    ):
+        with pytest.raises(SettingError, match=named):
+            bounds.check(key, value, base)
+    for key, value in (("max_size", 2048), ("max_steps", 2000), ("max_jobs_per_user", 5), ("cooldown_seconds", 5)):
+        bounds.check(key, value, base)
+    bounds.check("default_strength", 10.0, base)  # settings without a bound are the declarations' business
+    # An operator's own default beyond a bound (STYLEBOT_COOLDOWN_SECONDS=0): admins may set it again.
+    generous = GuildSettings(cooldown_seconds=0.0, max_size=4096)
+    bounds.check("cooldown_seconds", 0.0, generous)
+    bounds.check("max_size", 4096, generous)
+    assert Ceilings.env_name("max_size") == "STYLEBOT_CEILING_MAX_SIZE"
+    assert Ceilings.env_name("cooldown_seconds") == "STYLEBOT_FLOOR_COOLDOWN_SECONDS"
+    assert set(Ceilings.bounded()) <= set(GuildSettings.__dataclass_fields__)
 
 
-def test_config_from_env_and_secret_never_shows(tmp_path) -> None:
-    env = {
-        "DISCORD_TOKEN": "abc.def.ghi",
-        "STYLEBOT_WORKERS": "2",
-        "STYLEBOT_DATA_DIR": str(tmp_path),
-        "STYLEBOT_DEV_GUILD": "42",
-        "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
-        "STYLEBOT_DEFAULT_SIZE": "256",
-        "STYLEBOT_HEALTH_PORT": "off",
-    }
-    cfg = BotConfig.from_env(env, dotenv_path=None)
-    assert cfg.workers == 2 and cfg.dev_guild_id == 42 and cfg.health_port is None
-    assert cfg.api_base == "http://127.0.0.1:9/api/v10"
-    assert cfg.guild_defaults == {"default_size": 256}
-    assert cfg.require_token() == "abc.def.ghi"
-    assert "abc.def.ghi" not in repr(cfg) and "abc.def.ghi" not in str(cfg.token)
-    assert cfg.executor_config() == {"workers": 2, "max_queue": 32}
+def test_overrides_beyond_a_lowered_ceiling_are_clamped_when_read() -> None:
+    base = GuildSettings(default_size=256, max_size=512)
+    stored = {"max_size": 1024, "default_size": 800, "cooldown_seconds": 6.0, "max_jobs_per_user": 4}
+    assert Ceilings().apply(base, stored) == base.with_overrides(stored)  # within the default bounds
+    lowered = Ceilings(max_size=640, max_jobs_per_user=3, cooldown_seconds=10.0).apply(base, stored)
+    assert (lowered.max_size, lowered.default_size) == (640, 640)  # a default follows its maximum down
+    assert (lowered.max_jobs_per_user, lowered.cooldown_seconds) == (3, 10.0)
+    assert lowered.check() is lowered
+    with pytest.raises(SettingError, match=r"STYLEBOT_CEILING_MAX_STEPS: .*whole number"):
+        Ceilings.parse({"max_steps": "many"})
 
 
-def test_config_dotenv_and_errors(tmp_path) -> None:
-    dotenv = tmp_path / ".env"
-    dotenv.write_text("DISCORD_TOKEN=from-file\nSTYLEBOT_WORKERS=3\n")
-    cfg = BotConfig.from_env({"STYLEBOT_WORKERS": "1"}, dotenv_path=dotenv)
-    assert cfg.token == Secret("from-file") and cfg.workers == 1  # the environment wins
-    with pytest.raises(ConfigError, match="STYLEBOT_WORKERS"):
-        BotConfig.from_env({"STYLEBOT_WORKERS": "many"}, dotenv_path=None)
-    with pytest.raises(ConfigError, match="STYLEBOT_MAX_SIZE"):
-        BotConfig.from_env({"STYLEBOT_MAX_SIZE": "5"}, dotenv_path=None)
-    with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
-        BotConfig.from_env({}, dotenv_path=None).require_token()
-    with pytest.raises(ConfigError, match="STYLEBOT_MEMORY_LIMIT_GB"):
-        BotConfig.from_env({"STYLEBOT_MEMORY_LIMIT_GB": "0"}, dotenv_path=None)
+async def test_download_slots_cap_each_member_and_everyone() -> None:
+    slots = DownloadSlots(total=3, per_member=2)
+    release = asyncio.Event()
+    now: dict[int, int] = {}
+
+    async def download(member: int) -> None:
+        async with slots.slot(member):
+            now[member] = now.get(member, 0) + 1
+            assert now[member] <= 2 and sum(now.values()) <= 3
+            try:
+                await release.wait()
+            finally:
+                now[member] -= 1
+
+    async def settled() -> None:
+        while sum(now.values()) != slots.active or slots.active + slots.waiting != sum(not t.done() for t in tasks):
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(download(m)) for m in (1, 1, 1, 2, 2, 3)]
+    await settled()
+    assert now == {1: 2, 2: 1} and slots.waiting == 3  # member 1's third waits on member 1's own cap
+    tasks[0].cancel()  # a request ended while downloading: its slots go to the next in line
+    await asyncio.wait([tasks[0]])
+    await settled()
+    assert sum(now.values()) == 3 and slots.waiting == 2
+    release.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert slots.active == slots.waiting == 0 and not slots._members
 
 
-def test_memory_limit_reaches_the_executor_in_bytes() -> None:
-    cfg = BotConfig.from_env({"STYLEBOT_MEMORY_LIMIT_GB": "1.5"}, dotenv_path=None)
-    assert cfg.memory_limit == 3 * 2**29
-    assert cfg.executor_config()["memory_limit"] == 3 * 2**29
-    assert "memory_limit" not in BotConfig.from_env({}, dotenv_path=None).executor_config()
-
-
-# -- rendering and errors -------------------------------------------------------------------
+# -- wording and errors ---------------------------------------------------------------------
 
 
 def test_status_lines_name_the_card_and_what_fits() -> None:
@@ -109,23 +127,23 @@ def test_status_lines_name_the_card_and_what_fits() -> None:
         "memory_budget": 120 * 2**30,
         "max_side": 3000,
     }
-    assert render.worker_line(gpu) == "`0` cuda (NVIDIA H200, 140 GiB) · ready · jobs up to 3000 px fit in 120 GiB"
+    assert messages.worker_line(gpu) == "`0` cuda (NVIDIA H200, 140 GiB) · ready · jobs up to 3000 px fit in 120 GiB"
     down = {"slot": 1, "ready": False, "device": "cpu", "max_side": None}
-    assert render.worker_line(down) == "`1` cpu · down · no memory cap"
-    text = render.status_text("ray", [gpu, down], 1, 2, max_size=4096, default_size=512)
+    assert messages.worker_line(down) == "`1` cpu · down · no memory cap"
+    text = messages.status("ray", [gpu, down], 1, 2, max_size=4096, default_size=512)
     assert "ray executor, 2 worker(s)" in text and "Jobs: 1 running, 2 waiting" in text
     assert "above what fits in a worker's memory (3000 px)" in text
-    assert render.size_warning(2048, [gpu, down]) is None
+    assert messages.size_warning(2048, [gpu, down]) is None
 
 
 def test_render_texts() -> None:
     opts = {"size": 512, "steps": 300, "strength": 1.5, "preserve_colors": "luminance", "seed": 7}
-    assert render.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"
-    text = render.running_text("abc123", opts, 150, 300, 65.0, 1234.5)
+    assert messages.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"
+    text = messages.running("abc123", opts, 150, 300, 65.0, 1234.5)
     assert "step 150/300 (50%)" in text and "ETA 1 min 05 s" in text and "loss 1.23e+03" in text
     # a queued job's eta runs to the end of its own run (JobEvent.eta), so it says "done in"
-    assert "position 2 · done in ~30 s" in render.queued_text("abc123", opts, 2, 30.0)
-    assert render.fmt_duration(3.25) == "3.2 s" and render.fmt_duration(7300) == "2 h 01 min"
+    assert "position 2 · done in ~30 s" in messages.queued("abc123", opts, 2, 30.0)
+    assert messages.fmt_duration(3.25) == "3.2 s" and messages.fmt_duration(7300) == "2 h 01 min"
 
 
 def test_describe_errors_are_specific() -> None:
@@ -134,35 +152,7 @@ def test_describe_errors_are_specific() -> None:
     assert expected and "50 jobs are waiting" in msg
     msg, expected = describe(RuntimeError("boom"))
     assert not expected and "boom" not in msg
-    assert "worker" in failure_message("x", "worker_lost")
-
-
-# -- database -------------------------------------------------------------------------------
-
-
-async def test_database_jobs_inputs_and_ttl(tmp_path) -> None:
-    db = Database(tmp_path / "db.sqlite3")
-    await db.open()
-    try:
-        now = time.time()
-        rec = JobRecord("aaaaaa000001", 1, 10, 100, "queued", "slash", {"size": 64}, 8_000_000, now - 100)
-        done = JobRecord("aaaaaa000002", 1, 10, 100, "done", "slash", {"size": 64}, 8_000_000, now - 100)
-        await db.add_job(rec, b"content", b"style", ttl=50)
-        await db.add_job(done, b"c2", b"s2", ttl=50)
-        await db.update_job(rec.job_id, message_id=555, state="running")
-        got = await db.get_job(rec.job_id)
-        assert got is not None and got.message_id == 555 and got.options == {"size": 64}
-        assert [r.job_id for r in await db.jobs_in(["running"], guild_id=1, owner_id=100)] == [rec.job_id]
-        # Both inputs are past their TTL: the finished job's go, the unfinished job's stay for recovery.
-        assert await db.get_inputs(done.job_id) is None
-        assert await db.purge_expired() == 1
-        assert await db.get_inputs(rec.job_id, include_expired=True) == (b"content", b"style")
-        await db.save_guild_overrides(1, {"max_size": 300, "allowed_channels": (5,)})
-        s = await db.guild_settings(1, GuildSettings())
-        assert s.max_size == 300 and s.allowed_channels == (5,)
-        assert (await db.guild_settings(2, GuildSettings())).max_size == GuildSettings().max_size
-    finally:
-        await db.close()
+    assert "worker" in messages.failure("x", "worker_lost")
 
 
 # -- progress editor ------------------------------------------------------------------------

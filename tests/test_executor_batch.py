@@ -17,9 +17,10 @@ from samepixels import assert_same_image
 import stylecore.executors.worker as worker_mod
 from stylecore.executors import Job, JobEvent, make_executor
 from stylecore.executors.base import new_job_id
+from stylecore.executors.config import WorkerSettings
 from stylecore.executors.dispatcher import Dispatcher
 from stylecore.executors.scheduler import FairScheduler
-from stylecore.executors.worker import WorkerSettings, run_batch, run_job
+from stylecore.executors.worker import run_jobs
 from stylecore.memory import estimate_job_bytes
 from stylecore.options import StyleOptions
 
@@ -36,6 +37,15 @@ STYLE = _png(2, 32, 32)
 def make_job(user: str, steps: int = 4, content: bytes | None = None, **opts: object) -> Job:
     options = StyleOptions(**{"size": 32, "steps": steps, "scales": 1, "device": "cpu", **opts})
     return Job(content or _png(1, 40, 30), (STYLE,), options, user_id=user)
+
+
+def run_batch(jobs: list[Job], emit, should_cancel, settings: WorkerSettings) -> dict[str, JobEvent]:
+    """A stack through the worker's one path; each job's terminal event."""
+    return run_jobs(jobs, emit, should_cancel, settings).ends
+
+
+def run_job(job: Job, emit, should_cancel, settings: WorkerSettings) -> JobEvent:
+    return run_batch([job], emit, lambda jid: should_cancel(), settings)[job.job_id]
 
 
 # -- which jobs share a slot (pure scheduler) ---------------------------------------------
@@ -114,8 +124,12 @@ def test_a_stack_that_runs_out_of_memory_reruns_each_job_alone(monkeypatch, pair
 
     import stylecore.batch
 
-    def oom(items, **kw):
-        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+    real = stylecore.batch.stylize_batch
+
+    def oom(items, **kw):  # two do not fit together; one does
+        if len(items) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(items, **kw)
 
     monkeypatch.setattr(stylecore.batch, "stylize_batch", oom)
     events: list[JobEvent] = []
@@ -245,8 +259,10 @@ async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker(kind, re
         assert ex.max_batch == 2
         blocker = await ex.submit(make_job("blocker", steps=5000, content=_png(9, 48, 48)))
         await _until(blocker, "progress")
-        a = await ex.submit(make_job("ann", steps=4, seed=1, init="noise"))
-        b = await ex.submit(make_job("bob", steps=6, lr=0.05, content=_png(5, 40, 30)))
+        job_a = make_job("ann", steps=4, seed=1, init="noise")
+        job_b = make_job("bob", steps=6, lr=0.05, content=_png(5, 40, 30))
+        a = await ex.submit(job_a)
+        b = await ex.submit(job_b)
         other = await ex.submit(make_job("cat", steps=3, content=_png(6, 30, 30)))  # another size
         await blocker.cancel()
         await blocker.wait()
@@ -257,8 +273,8 @@ async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker(kind, re
         assert starts[a.job_id][0].batch_size == 2 and starts[b.job_id][0].batch_size == 2
         assert starts[other.job_id][0].batch_size is None  # a stack of one: it ran alone
         # each result equals the same job run alone on the same worker
-        for h, res in zip((a, b), results, strict=False):
-            again = await ex.submit(dataclasses.replace(h.job, job_id=new_job_id()))
+        for job, res in zip((job_a, job_b), results, strict=False):
+            again = await ex.submit(dataclasses.replace(job, job_id=new_job_id()))
             alone = await again.result()
             assert (res.width, res.height, res.steps) == (alone.width, alone.height, alone.steps)
             assert_same_image(res.png, alone.png)
@@ -302,7 +318,7 @@ async def test_ray_actors_on_cpu_run_one_job_at_a_time_by_default(request):
         assert ex.backend.max_batch == 1 and ex.max_batch == 1
         jobs = [make_job("ann"), make_job("bob")]
         with pytest.raises(ValueError, match="max_batch=1"):
-            await ex.backend.run_batch(0, jobs, lambda ev: None)
+            await ex.backend.run(0, jobs, lambda ev: None)
         h = await ex.submit(jobs[0])
         assert (await h.result()).steps == 4
         assert (await _until(h, "started")).batch_size is None

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import io
+import json
 import os
 import signal
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from worker_hooks import DEVICE_FAULT_SEED, FAULTS_ENV, HOOK, SECRET_NAME, SECRET_VALUE, TOKEN_SHAPED
 
 from stylecore.executors import (
     ExecutorClosed,
+    ExecutorError,
     Job,
     JobCancelled,
     JobEvent,
@@ -46,6 +52,8 @@ CONFIG = dict(
     job_timeout=300.0,
     kill_grace=20.0,
     start_timeout=240.0,
+    worker_setup_hook=HOOK,  # see worker_hooks.py: what each test switches on in the workers
+    secret_env=("DISCORD_TOKEN", SECRET_NAME),
 )
 
 
@@ -60,16 +68,26 @@ CONTENT = _png(1, 40, 30)
 STYLE = _png(2, 32, 32)
 
 
-def make_job(user: str, steps: int = 4, preview_every: int = 0, content: bytes = CONTENT, **meta: object) -> Job:
+def make_job(
+    user: str,
+    steps: int = 4,
+    preview_every: int = 0,
+    content: bytes = CONTENT,
+    group: str | None = None,
+    max_active: int | None = None,
+    **meta: object,
+) -> Job:
     opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu", preview_every=preview_every, preview_size=24)
-    return Job(content, (STYLE,), opts, user_id=user, meta=dict(meta))
+    return Job(content, (STYLE,), opts, user_id=user, meta=dict(meta), group=group, max_active=max_active)
 
 
 class Pool:
-    """One executor per backend for the session, recreated if a test shut it down."""
+    """One executor per backend for the session, recreated if a test shut it down; its
+    workers run worker_hooks.inject with the fault switches in `faults`."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, faults: Path) -> None:
         self.kind = kind
+        self.faults = faults
         self.ex: Dispatcher | None = None
 
     async def get(self) -> Dispatcher:
@@ -85,27 +103,39 @@ class Pool:
 
 
 @pytest.fixture(scope="session", params=["local", pytest.param("ray", marks=pytest.mark.ray)])
-async def pool(request: pytest.FixtureRequest) -> AsyncIterator[Pool]:
+async def pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pool]:
+    faults = tmp_path_factory.mktemp(f"faults-{request.param}")
+    (faults / "log-secret").touch()
+    # The environment workers are started from holds a secret they must not get.
+    worker_env = {FAULTS_ENV: str(faults), SECRET_NAME: SECRET_VALUE}
     ray = None
-    if request.param == "ray":
-        ray = pytest.importorskip("ray")
-        # Always a fresh local cluster, never one named by $RAY_ADDRESS; fake GPUs so
-        # the one-actor-per-GPU code path is the one under test.
-        ray.init(
-            address="local",
-            num_cpus=2,
-            num_gpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            namespace="stylebot-tests",
-        )
-    p = Pool(request.param)
-    try:
-        yield p
-    finally:
-        await p.close()
-        if ray is not None:
-            ray.shutdown()
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "ray":
+            ray = pytest.importorskip("ray")
+            # Always a fresh local cluster, never one named by $RAY_ADDRESS; fake GPUs so
+            # the one-actor-per-GPU code path is the one under test. Its workers' environment
+            # (as a cluster started from an operator's shell would) holds the secret.
+            tests_dir = str(Path(__file__).parent)
+            pythonpath = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p)
+            ray.init(
+                address="local",
+                num_cpus=2,
+                num_gpus=2,
+                include_dashboard=False,
+                log_to_driver=False,
+                namespace="stylebot-tests",
+                runtime_env={"env_vars": {**worker_env, "PYTHONPATH": pythonpath}},
+            )
+        else:
+            for name, value in worker_env.items():
+                mp.setenv(name, value)
+        p = Pool(request.param, faults)
+        try:
+            yield p
+        finally:
+            await p.close()
+            if ray is not None:
+                ray.shutdown()
 
 
 @pytest.fixture
@@ -166,7 +196,8 @@ async def wait_for_workers(ex: Dispatcher, n: int, gone: int | None = None) -> l
 
 async def test_progress_events_arrive_in_order_with_previews(ex: Dispatcher) -> None:
     h = await ex.submit(make_job("alice", steps=6, preview_every=3, guild=7))
-    first, second = await asyncio.gather(collect(h), collect(h))
+    # Three consumers waiting at the end: each gets the result (it is delivered once, to all).
+    first, second, result = await asyncio.gather(collect(h), collect(h), h.result())
     assert first == second  # independent consumers see the same stream
     kinds = [e.kind for e in first]
     assert kinds[0] == "queued" and first[0].position == 1
@@ -182,16 +213,19 @@ async def test_progress_events_arrive_in_order_with_previews(ex: Dispatcher) -> 
     # each preview follows the progress event of its own step
     assert kinds.index("preview") == kinds.index("progress") + 3
 
-    result = await h.result()
-    assert result.job_id == h.job_id and result.steps == 6
+    assert result.job_id == h.job_id and result.steps == 6 and first[-1].result is result
     img = Image.open(io.BytesIO(result.png))
     assert img.format == "PNG" and img.size == (result.width, result.height) == (32, 24)
     assert set(result.losses) >= {"content", "style", "total"}
     assert h.state == "done" and ex.get(h.job_id) is h
 
-    late = await collect(h)  # a late subscriber gets the latest state, ending with the result
+    late = await collect(h)  # a late subscriber gets the latest state, ending with the end
     assert [e.kind for e in late] == ["queued", "started", "progress", "preview", "done"]
     assert late[2].step == 6
+    # The result was delivered: the executor no longer holds the image.
+    assert late[-1].result is None and late[-1].step == 6
+    with pytest.raises(ExecutorError, match="already delivered"):
+        await h.result()
     assert not await h.cancel()  # already ended
 
 
@@ -210,6 +244,50 @@ async def test_bad_input_fails_clearly_and_the_worker_stays_warm(ex: Dispatcher)
     infos = ex.workers()
     assert sorted(int(i["pid"]) for i in infos) == pids
     assert all(i["ready"] and i["device"] == "cpu" and i["max_side"] is None for i in infos)
+
+
+async def until_collected(ref: weakref.ref, what: str) -> None:
+    """Wait (a condition, bounded) until nothing holds the object `ref` points to."""
+    for _ in range(600):
+        gc.collect()
+        if ref() is None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} is still referenced: {gc.get_referrers(ref())}")
+
+
+async def test_a_finished_job_keeps_neither_its_inputs_nor_its_delivered_result(ex: Dispatcher) -> None:
+    job = make_job("kim", steps=3)
+    job_ref = weakref.ref(job)
+    h = await ex.submit(job)
+    del job
+    kinds, result_refs = [], []
+    async for ev in h.events():  # as a caller does: use each event, keep none
+        kinds.append(ev.kind)
+        if ev.result is not None:
+            result_refs.append(weakref.ref(ev.result))
+    del ev
+    assert kinds[-1] == "done" and len(result_refs) == 1
+    await until_collected(job_ref, "the finished job's inputs")
+    await until_collected(result_refs[0], "the delivered result")
+    assert ex.get(h.job_id) is h and h.state == "done"  # its small metadata is still there
+
+
+async def test_workers_never_see_secrets_and_their_logs_are_scrubbed(ex: Dispatcher, pool: Pool) -> None:
+    for info in ex.workers():
+        pid = int(info["pid"])
+        names = json.loads((pool.faults / f"environ-{pid}.json").read_text())
+        assert FAULTS_ENV in names  # workers do inherit their environment...
+        assert SECRET_NAME not in names and "DISCORD_TOKEN" not in names  # ...but not the secrets
+        environ = Path(f"/proc/{pid}/environ")
+        if pool.kind == "local" and environ.exists():  # not even in the environment it started with
+            assert f"{SECRET_NAME}=".encode() not in environ.read_bytes()
+        log = (pool.faults / f"worker-{pid}.log").read_text()
+        assert "token=[redacted]" in log and "hunter2" not in log and TOKEN_SHAPED not in log
+        if pool.kind == "ray":  # the actor's environment had the secret: its value is scrubbed too
+            assert SECRET_VALUE not in log
+    if pool.kind == "local":
+        assert os.environ[SECRET_NAME] == SECRET_VALUE  # the caller's own environment is untouched
 
 
 # -- cancel --------------------------------------------------------------------------------
@@ -308,6 +386,48 @@ async def test_limits_and_bounded_queue_refuse_with_reasons(ex: Dispatcher) -> N
     assert ex.queue() == []
 
 
+async def test_a_busy_group_cannot_starve_a_lone_one(ex: Dispatcher) -> None:
+    blockers = await block_slots(ex)
+    busy = [await ex.submit(make_job(f"member{i % 3}", group="busy")) for i in range(5)]
+    lone = await ex.submit(make_job("solo", group="quiet"))
+    queued = [e for e in ex.queue() if e.state == "queued"]
+    assert queued[1].job_id == lone.job_id and queued[1].group == "quiet"  # the second start, not the sixth
+    assert [e.user_id for e in queued if e.group == "busy"] == ["member0", "member1", "member2", "member0", "member1"]
+    await finish(*busy, lone, *blockers)
+
+
+async def test_a_reservation_refuses_before_the_inputs_exist_and_becomes_the_job(ex: Dispatcher) -> None:
+    blockers = await block_slots(ex)
+    async with ex.reserve("rita", "g1", max_active=2) as mine:
+        second = ex.reserve("rita", "g1", max_active=2)
+        with pytest.raises(UserLimitReached) as exc:  # two requests of hers are under way here
+            ex.reserve("rita", "g1", max_active=2)
+        assert (exc.value.scope, exc.value.limit, exc.value.pending) == ("group", 2, 2)
+        others = [ex.reserve(f"user{i}") for i in range(4)]  # the queue's six places are held
+        with pytest.raises(QueueFull, match=r"queue is full \(6 jobs waiting\)"):
+            ex.reserve("sam")
+        h = await ex.submit(make_job("rita", group="g1", max_active=2), reservation=mine)
+        assert h.state == "queued" and ex.jobs_for("rita")[0].group == "g1"
+    second.release()  # e.g. her download failed
+    for r in others:
+        r.release()
+    assert ex.scheduler.reserved_count == 0
+    with ex.reserve("sam"):  # places are free again
+        pass
+    await finish(h, *blockers)
+
+
+async def test_jobs_accepted_before_a_restart_are_all_taken_back(ex: Dispatcher) -> None:
+    blockers = await block_slots(ex)
+    # More than the queue holds (6), and than each member may have waiting (3) or in the group (1).
+    back = [await ex.submit(make_job(f"user{i % 2}", steps=2, group="g", max_active=1), readmit=True) for i in range(9)]
+    assert [e.state for e in ex.queue()] == ["running"] * 2 + ["queued"] * 9
+    with pytest.raises(QueueFull):  # they count against the queue like any job
+        await ex.submit(make_job("newcomer"))
+    await finish(*blockers)
+    assert [(await h.result()).steps for h in back] == [2] * 9
+
+
 # -- faults --------------------------------------------------------------------------------
 
 
@@ -346,6 +466,30 @@ async def test_sigkill_mid_job_fails_or_retries_and_the_pool_recovers(ex: Dispat
     await finish(blocker)
 
 
+async def test_a_device_fault_fails_the_job_and_replaces_the_worker(ex: Dispatcher) -> None:
+    """A CUDA error other than OOM (injected on CPU) leaves a worker that would fail every later
+    job: that job fails, and the worker is replaced before it gets another."""
+    before = sorted(ex.worker_pids())
+    faulty = make_job("gpu-victim")
+    faulty = dataclasses.replace(faulty, options=faulty.options.replace(seed=DEVICE_FAULT_SEED))
+    h = await ex.submit(faulty)
+    end = (await collect(h))[-1]
+    assert end.kind == "failed" and end.reason == "internal" and "illegal memory access" in end.error
+    pid = next(iter(set(before) - set(await wait_for_workers_replaced(ex, before))))
+    assert pid in before
+    after = await ex.submit(make_job("gpu-victim"))
+    assert (await after.result()).steps == 4
+
+
+async def wait_for_workers_replaced(ex: Dispatcher, before: list[int]) -> list[int]:
+    """The ready workers' pids once one of `before` has been replaced by a new warm one."""
+    while True:
+        pids = ex.worker_pids()
+        if len(pids) == len(before) and set(pids) != set(before):
+            return pids
+        await asyncio.sleep(0.1)
+
+
 async def test_time_limit_stops_a_job_and_keeps_the_worker(ex: Dispatcher) -> None:
     pids = sorted(ex.worker_pids())
     saved = ex.config
@@ -375,6 +519,8 @@ async def test_shutdown_lets_running_jobs_finish_then_stops_the_rest(ex: Dispatc
         assert end.kind == "failed" and end.reason == "shutdown"
     with pytest.raises(ExecutorClosed):
         await ex.submit(make_job("ivan"))
+    with pytest.raises(ExecutorClosed):
+        ex.reserve("ivan")
     # within the grace period running jobs go on: the short one completes...
     assert (await short.result()).steps == 6
     assert long.state == "running" and not closing.done()

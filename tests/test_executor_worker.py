@@ -1,8 +1,9 @@
-"""The job-running code both backends share, in-process with the real engine: the
+"""The job-running code every backend's worker shares, in-process with the real engine: the
 out-of-memory path cannot be provoked on demand, so the engine call is wrapped to fail."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -11,7 +12,8 @@ from PIL import Image
 
 from stylecore.executors import Job, JobEvent
 from stylecore.executors import worker as worker_mod
-from stylecore.executors.worker import WorkerSettings, is_oom, memory_budget, plan_of, run_job
+from stylecore.executors.config import WorkerSettings
+from stylecore.executors.worker import device_fault, is_oom, memory_budget, plan_of, run_jobs
 from stylecore.options import StyleOptions
 
 
@@ -26,21 +28,26 @@ def make_job(user: str, steps: int = 4) -> Job:
     return Job(_png(1, 40, 30), (_png(2, 32, 32),), opts, user_id=user)
 
 
+def run_job(job: Job, emit, should_cancel, settings: WorkerSettings) -> JobEvent:
+    """One job through the worker's one path (a stack of one); its terminal event."""
+    return run_jobs([job], emit, lambda jid: should_cancel(), settings).ends[job.job_id]
+
+
 def test_out_of_memory_retries_once_at_a_smaller_size(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    import stylecore
+    import stylecore.batch
 
-    real = stylecore.stylize
+    real = stylecore.batch.stylize_batch
     sizes: list[int] = []
 
-    def flaky(content, style, options, **kw):
-        sizes.append(options.size)
+    def flaky(items, **kw):
+        sizes.append(items[0].options.size)
         if len(sizes) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
-        return real(content, style, options, **kw)
+        return real(items, **kw)
 
-    monkeypatch.setattr(stylecore, "stylize", flaky)
+    monkeypatch.setattr(stylecore.batch, "stylize_batch", flaky)
     events: list[JobEvent] = []
     end = run_job(make_job("ivy", steps=3), events.append, lambda: False, WorkerSettings(device="cpu"))
     assert end.kind == "done", end.error
@@ -54,12 +61,12 @@ def test_out_of_memory_retries_once_at_a_smaller_size(monkeypatch: pytest.Monkey
 def test_out_of_memory_twice_fails_as_oom(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    import stylecore
+    import stylecore.batch
 
     def always(*a, **kw):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(stylecore, "stylize", always)
+    monkeypatch.setattr(stylecore.batch, "stylize_batch", always)
     end = run_job(make_job("ivy"), lambda ev: None, lambda: False, WorkerSettings(device="cpu"))
     assert end.kind == "failed" and end.reason == "oom" and "out of memory" in end.error
 
@@ -128,3 +135,50 @@ def test_ray_backend_without_the_extra_says_how_to_install(monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if not installed
     with pytest.raises(ExecutorError, match=r"pip install 'stylebot\[ray\]'"):
         make_executor("ray")
+
+
+def test_a_device_fault_ends_the_run_and_asks_for_a_new_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a CUDA error other than OOM the process's CUDA context is unusable: the worker says so."""
+    import stylecore.batch
+
+    calls: list[int] = []
+
+    def broken(items, **kw):
+        calls.append(len(items))
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nCompile with TORCH_USE_CUDA_DSA")
+
+    monkeypatch.setattr(stylecore.batch, "stylize_batch", broken)
+    first, second = make_job("ivy"), make_job("jim")
+    second = dataclasses.replace(second, options=second.options.replace(size=24))  # another stack
+    events: list[JobEvent] = []
+    out = run_jobs([first, second], events.append, lambda jid: False, WorkerSettings(device="cpu"))
+    assert out.fault is not None and "illegal memory access" in out.fault
+    end = out.ends[first.job_id]
+    assert end.kind == "failed" and end.reason == "internal" and "illegal memory access" in end.error
+    # nothing more runs on a broken device: the next stack fails without touching it
+    assert calls == [1]
+    assert out.ends[second.job_id].kind == "failed" and "device failed" in out.ends[second.job_id].error
+    assert [e.kind for e in events if e.job_id == second.job_id] == ["started", "failed"]
+
+
+def test_only_device_faults_retire_a_worker() -> None:
+    import torch
+
+    assert device_fault(RuntimeError("CUDA error: device-side assert triggered")) is not None
+    assert device_fault(RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm")) is not None
+    assert device_fault(torch.OutOfMemoryError("CUDA out of memory")) is None  # the next job fits
+    assert device_fault(RuntimeError("shape mismatch")) is None
+    assert device_fault(ValueError("CUDA")) is None
+
+
+def test_a_job_error_that_is_not_a_device_fault_leaves_the_worker_in_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stylecore.batch
+
+    def bug(items, **kw):
+        raise ValueError("a bug in the engine")
+
+    monkeypatch.setattr(stylecore.batch, "stylize_batch", bug)
+    job = make_job("ivy")
+    out = run_jobs([job], lambda ev: None, lambda jid: False, WorkerSettings(device="cpu"))
+    assert out.fault is None
+    assert out.ends[job.job_id].reason == "internal" and "a bug in the engine" in out.ends[job.job_id].error

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import render
+from bot import messages
 from bot.checks import admin_only
 from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
 
@@ -22,11 +22,8 @@ SETTING_CHOICES = [app_commands.Choice(name=key, value=key) for key in SETTINGS]
 
 
 def settings_table(settings: GuildSettings, overridden: set[str]) -> str:
-    lines = ["**StyleBot settings for this server**"]
-    for key, spec in SETTINGS.items():
-        mark = "" if key in overridden else " *(default)*"
-        lines.append(f"`{key}` = **{settings.describe(key)}**{mark}\n-# {spec.description}")
-    return "\n".join(lines)
+    rows = [(key, settings.describe(key), s.description, key in overridden) for key, s in SETTINGS.items()]
+    return messages.settings_table(rows)
 
 
 class Admin(commands.Cog):
@@ -42,21 +39,21 @@ class Admin(commands.Cog):
         self.bot = bot
 
     async def _current(self, guild_id: int) -> tuple[GuildSettings, dict[str, object]]:
+        """The server's effective settings (overrides within the operator's ceilings) and its overrides."""
         overrides = await self.bot.db.guild_overrides(guild_id)
-        return self.bot.base_settings.with_overrides(overrides), overrides
+        return self.bot.ceilings.apply(self.bot.base_settings, overrides), overrides
 
     @stylebot.command(name="status", description="Workers, their devices and memory, and the queue")
     @admin_only()
     async def status(self, interaction: discord.Interaction[StyleBot]) -> None:
-        assert interaction.guild_id is not None and self.bot.executor is not None
+        assert interaction.guild_id is not None
         settings, _ = await self._current(interaction.guild_id)
-        entries = self.bot.executor.queue()
-        running = sum(1 for e in entries if e.state == "running")
-        text = render.status_text(
+        counts = self.bot.jobs.status_counts()
+        text = messages.status(
             self.bot.config.executor,
-            self.bot.executor.workers(),
-            running,
-            len(entries) - running,
+            self.bot.jobs.workers(),
+            counts["running"],
+            counts["queued"],
             max_size=settings.max_size,
             default_size=settings.default_size,
         )
@@ -77,16 +74,17 @@ class Admin(commands.Cog):
         assert interaction.guild_id is not None
         try:
             parsed = parse_setting(setting, value)
-            settings, overrides = await self._current(interaction.guild_id)
-            new = settings.with_overrides({setting: parsed}).check()
+            self.bot.ceilings.check(setting, parsed, self.bot.base_settings)
+            _settings, overrides = await self._current(interaction.guild_id)
+            overrides[setting] = parsed
+            new = self.bot.ceilings.apply(self.bot.base_settings, overrides).check()
         except SettingError as exc:
-            raise SettingError(f"Can't set `{setting}`: {exc}") from None
-        overrides[setting] = parsed
+            raise SettingError(messages.cannot_set(setting, exc)) from None
         await self.bot.db.save_guild_overrides(interaction.guild_id, overrides)
         log.info("guild %s: %s set %s = %r", interaction.guild_id, interaction.user.id, setting, parsed)
-        message = f"`{setting}` is now **{new.describe(setting)}**."
-        if setting == "max_size" and self.bot.executor is not None:
-            message += "\n" + (render.size_warning(new.max_size, self.bot.executor.workers()) or "")
+        message = messages.setting_changed(setting, new.describe(setting))
+        if setting == "max_size":
+            message += "\n" + (messages.size_warning(new.max_size, self.bot.jobs.workers()) or "")
         await interaction.response.send_message(message.strip(), ephemeral=True)
 
     @config.command(name="reset", description="Put one setting (or all of them) back to the default")
@@ -98,14 +96,14 @@ class Admin(commands.Cog):
         _settings, overrides = await self._current(interaction.guild_id)
         if setting is None:
             overrides = {}
-            message = "All settings are back to their defaults."
+            message = messages.ALL_SETTINGS_RESET
         else:
             overrides.pop(setting, None)
             try:
-                self.bot.base_settings.with_overrides(overrides).check()
+                self.bot.ceilings.apply(self.bot.base_settings, overrides).check()
             except SettingError as exc:
-                raise SettingError(f"Can't reset `{setting}` alone: {exc}. Reset the other one too.") from None
-            message = f"`{setting}` is back to its default: **{self.bot.base_settings.describe(setting)}**."
+                raise SettingError(messages.cannot_reset_alone(setting, exc)) from None
+            message = messages.setting_reset(setting, self.bot.base_settings.describe(setting))
         await self.bot.db.save_guild_overrides(interaction.guild_id, overrides)
         log.info("guild %s: %s reset %s", interaction.guild_id, interaction.user.id, setting or "all settings")
         await interaction.response.send_message(message, ephemeral=True)

@@ -1,13 +1,18 @@
-"""Where jobs run: `make_executor("local")` (default) or `make_executor("ray")`.
+"""Where jobs run: `make_executor("local")` (default), `make_executor("ray")`, or any kind in
+`BACKENDS`.
 
-Both return the same `Executor` (a Dispatcher over a backend), so the bot is written once.
+Every kind returns the same `Executor` (a Dispatcher over a backend), so a caller is written
+once. A new backend is one module implementing `backend.Backend` plus one line here.
+Importing this package does not import torch (nor Ray): backends load on first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any
 
+from stylecore.executors.admission import Reservation
 from stylecore.executors.base import (
     TERMINAL,
     Executor,
@@ -22,35 +27,39 @@ from stylecore.executors.base import (
     QueueEntry,
     QueueFull,
     UserLimitReached,
+    WorkersUnavailable,
 )
-from stylecore.executors.dispatcher import Dispatcher, ExecutorConfig
+from stylecore.executors.config import ExecutorConfig
+from stylecore.executors.dispatcher import Dispatcher
 
-KINDS = ("local", "ray")
+# kind -> "module:class" of its Backend
+BACKENDS: dict[str, str] = {
+    "local": "stylecore.executors.local:LocalBackend",
+    "ray": "stylecore.executors.ray_backend:RayBackend",
+}
+KINDS: tuple[str, ...] = tuple(BACKENDS)
 
 
 def make_executor(kind: str = "local", config: ExecutorConfig | None = None, **fields: Any) -> Dispatcher:
     """Build (not start) an executor; `fields` override `config` (see ExecutorConfig).
 
-    Unknown fields raise TypeError naming them, so a typo in the bot's settings fails at
+    Unknown fields raise TypeError naming them, so a typo in a caller's settings fails at
     start-up instead of being silently ignored.
     """
     known = {f.name for f in dataclasses.fields(ExecutorConfig)}
     unknown = sorted(set(fields) - known)
     if unknown:
         raise TypeError(f"unknown executor setting(s) {unknown}; known: {sorted(known)}")
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown executor kind {kind!r}; choose one of {KINDS}")
     cfg = dataclasses.replace(config or ExecutorConfig(), **fields)
-    if kind == "local":
-        from stylecore.executors.local import LocalBackend
-
-        return Dispatcher(LocalBackend(cfg), cfg, lost_retries=0)
-    if kind == "ray":
-        from stylecore.executors.ray_backend import RayBackend
-
-        return Dispatcher(RayBackend(cfg), cfg, lost_retries=1)
-    raise ValueError(f"unknown executor kind {kind!r}; choose one of {KINDS}")
+    module, _, name = BACKENDS[kind].partition(":")
+    backend = getattr(importlib.import_module(module), name)(cfg)
+    return Dispatcher(backend, cfg)
 
 
 __all__ = [
+    "BACKENDS",
     "KINDS",
     "TERMINAL",
     "Executor",
@@ -65,6 +74,8 @@ __all__ = [
     "JobResult",
     "QueueEntry",
     "QueueFull",
+    "Reservation",
     "UserLimitReached",
+    "WorkersUnavailable",
     "make_executor",
 ]

@@ -1,12 +1,15 @@
 """The default backend: a pool of spawned worker processes on this machine.
 
 One process per visible GPU (pinned with CUDA_VISIBLE_DEVICES) or N on CPU with the cores
-split between them. Each loads the network once and then serves jobs over a pipe. A
-reader thread per worker turns pipe messages into event-loop callbacks, so the loop never
-blocks on a worker; the same thread notices when a worker dies (the pipe closes).
-Cancellation is a small shared array the worker polls every step, one cell per job of
-the run in flight (a stack holds several): a cell names the job to stop by its sequence
-number, so a late cancel can never hit the next job.
+split between them. Each loads the network once and then serves runs over a pipe. A reader
+thread per worker turns pipe messages into event-loop callbacks, so the loop never blocks on
+a worker; the same thread notices when a worker dies (the pipe closes). Cancellation is a
+small shared array the worker polls every step, one cell per job of the run in flight: a cell
+names the job to stop by its sequence number, so a late cancel can never hit the next job.
+
+Every (re)start has `start_timeout` to report ready or it is killed; failed starts are
+retried with a doubling delay. Workers start without the caller's secrets (`secret_env`) in
+their environment.
 """
 
 from __future__ import annotations
@@ -18,35 +21,40 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from stylecore.executors.backend import Backend, Emit, SlotListener, WorkerLost
 from stylecore.executors.base import ExecutorError, Job, JobEvent
-from stylecore.executors.dispatcher import Backend, ExecutorConfig, WorkerLost
-from stylecore.executors.worker import WorkerSettings
+from stylecore.executors.config import ExecutorConfig, WorkerSettings
+from stylecore.executors.redaction import child_environ
 
 log = logging.getLogger(__name__)
 
 _NO_CANCEL = -1
 
 
-def _worker_main(conn: Connection, cancel: Any, gpu: int | None, settings: WorkerSettings) -> None:
-    """Entry point of a worker process: warm up, then run jobs until told to stop."""
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    if settings.threads:
-        os.environ["OMP_NUM_THREADS"] = str(settings.threads)
-    # Ctrl-C in a terminal reaches the whole process group; the bot shuts workers down
+def _worker_main(conn: Connection, cancel: Any, settings: WorkerSettings) -> None:
+    """Entry point of a worker process: warm up, then run stacks of jobs until told to stop.
+
+    Messages: in ("run", seq, [(job_seq, job), ...]) and ("stop",); out ("ready", identity),
+    ("fatal", why), ("event", seq, JobEvent) and ("end", seq, fault). Job i of a run is
+    stopped by cancel[i] == its job_seq.
+    """
+    # Ctrl-C in a terminal reaches the whole process group; the caller shuts workers down
     # in order, so a worker must not die of it first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from stylecore.executors.worker import run_batch, run_job, warm, worker_identity
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s worker %(process)d %(message)s")
+    from stylecore.executors.worker import run_jobs, start_worker, worker_identity
 
     try:
-        device = warm(settings)
-    except Exception as e:  # reported, then the parent decides about respawning
+        device = start_worker(settings)
+    except BaseException as e:  # reported, then the parent decides about restarting
         conn.send(("fatal", f"{type(e).__name__}: {e}"))
         return
     conn.send(("ready", worker_identity(settings, device)))
@@ -54,159 +62,157 @@ def _worker_main(conn: Connection, cancel: Any, gpu: int | None, settings: Worke
         try:
             msg = conn.recv()
         except (EOFError, OSError):
-            return  # the bot went away
+            return  # the parent went away
         if msg[0] == "stop":
             return
-        kind, seq, payload = msg
+        _, seq, payload = msg
+        cells = {job.job_id: (i, job_seq) for i, (job_seq, job) in enumerate(payload)}
 
         def emit(ev: JobEvent, _seq: int = seq) -> None:
             conn.send(("event", _seq, ev))
 
-        if kind == "run":
-            terminal: Any = run_job(payload, emit, lambda _seq=seq: cancel[0] == _seq, settings)
-        else:  # "batch": [(job_seq, job), ...]; job i is stopped by cancel[i] == its job_seq
-            cells = {job.job_id: (i, jseq) for i, (jseq, job) in enumerate(payload)}
+        def wants_stop(job_id: str, _cells: dict[str, tuple[int, int]] = cells) -> bool:
+            i, job_seq = _cells[job_id]
+            return cancel[i] == job_seq
 
-            def wants_stop(job_id: str, _cells: dict[str, tuple[int, int]] = cells) -> bool:
-                i, jseq = _cells[job_id]
-                return cancel[i] == jseq
-
-            terminal = run_batch([job for _, job in payload], emit, wants_stop, settings)
-        conn.send(("end", seq, terminal))
+        outcome = run_jobs([job for _, job in payload], emit, wants_stop, settings)
+        conn.send(("end", seq, outcome.fault))
+        if outcome.fault is not None:
+            return  # this process's device is unusable; the parent starts a new one
 
 
-_ENV_LOCK = threading.Lock()
+def _start_without_secrets(proc: Any, env: dict[str, str], secrets: Iterable[str]) -> None:
+    """Start a worker process with `env` set and `secrets` absent from its environment.
 
-
-def _start_with_env(proc: Any, env: dict[str, str]) -> None:
-    """Start a spawned process with extra environment variables.
-
-    The child must see CUDA_VISIBLE_DEVICES and OMP_NUM_THREADS before torch starts (CUDA
-    reads the former once, at driver init), and a spawned child copies the parent's
-    environment at start, so they are set around `start()` and restored at once.
+    It must see CUDA_VISIBLE_DEVICES and OMP_NUM_THREADS before torch starts (CUDA reads the
+    former once, at driver init), and never see the secrets at all.
     """
-    with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            proc.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with child_environ(env, secrets):
+        proc.start()
+
+
+def count_gpus(config: ExecutorConfig) -> list[int]:
+    """The GPUs to put workers on, counted without importing torch into this process.
+
+    The caller's process must stay free of torch (and of an initialised CUDA driver, which a
+    forked or long-lived process should not carry), so a short-lived interpreter counts them.
+    """
+    if config.device == "cpu":
+        return []
+    if config.gpus is not None:
+        return list(config.gpus)
+    probe = [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"]
+    env = {k: v for k, v in os.environ.items() if k not in config.secret_env}
+    try:
+        out = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120, check=True)
+        return list(range(int(out.stdout.strip().splitlines()[-1])))
+    except Exception as e:
+        log.warning("could not count GPUs (%s); using the CPU", e)
+        return []
 
 
 @dataclass
-class _Run:
-    """The run in flight on a worker: one job, or a stack of them."""
+class _InFlight:
+    """The run a worker is busy with: one job, or a stack of them."""
 
     seq: int
     cells: dict[str, tuple[int, int]]  # job_id -> (cancel cell, the value that stops it)
-    emit: Callable[[JobEvent], None]
-    fut: asyncio.Future[Any]  # a terminal JobEvent ("run") or {job_id: terminal} ("batch")
+    emit: Emit
+    fut: asyncio.Future[str | None]  # resolves to the worker's fault (None: it can go on)
 
 
 @dataclass
-class _Worker:
+class _WorkerProcess:
+    """One worker process and what the parent knows of it."""
+
     slot: int
     proc: Any
     conn: Connection
     cancel: Any
     pid: int | None = None
-    ready: bool = False
-    current: _Run | None = None
-    failures: int = 0
+    warm: bool = False  # it reported ready once
+    ready: bool = False  # it takes runs now
+    current: _InFlight | None = None
+    error: str | None = None  # why it could not start, when it could not
     info: dict[str, Any] = field(default_factory=dict)
+    deadline: asyncio.TimerHandle | None = None
 
 
 class LocalBackend(Backend):
+    lost_retries = 0  # a local worker dies of the job it runs (OOM-killer, a crash): no retry
+
     def __init__(self, config: ExecutorConfig) -> None:
         self.config = config
         self._ctx = mp.get_context("spawn")
-        self._gpus = self._pick_gpus(config)
-        if self._gpus:
-            self.slots = config.workers or len(self._gpus)
-        else:
-            self.slots = config.workers or 1
-        # A stack pays on a GPU (it fills the card); on CPU the cores are busy with one job.
-        self.max_batch = config.max_batch or (4 if self._gpus else 1)
-        threads = config.threads_per_worker
-        if threads is None and not self._gpus:
-            threads = max(1, (os.cpu_count() or 1) // self.slots)
-        self._settings = WorkerSettings(
-            device=config.device,
-            weights=config.weights,
-            oom_retry_scale=config.oom_retry_scale,
-            progress_interval=config.progress_interval,
-            threads=threads,
-            memory_limit=config.memory_limit,
-        )
-        self._workers: dict[int, _Worker] = {}
+        self._gpus: list[int] = []  # counted in start()
+        self.slots = config.workers or 1
+        self.max_batch = config.max_batch_on(False)
+        self._settings = config.worker_settings()
+        self._workers: dict[int, _WorkerProcess] = {}
+        self._failures: dict[int, int] = {}  # slot -> failed starts in a row
+        self._last_error: dict[int, str] = {}  # slot -> why its last start failed (until one succeeds)
         self._seq = itertools.count(1)
         self._cancel_wanted: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._on_ready: Callable[[int], None] = lambda slot: None
-        self._on_lost: Callable[[int], None] = lambda slot: None
-        self._first_ready: dict[int, asyncio.Future[None]] = {}
+        self._listener: SlotListener | None = None
+        self._first: dict[int, asyncio.Future[None]] = {}  # slot -> ready (or failed) the first time
         self.closing = False
-
-    @staticmethod
-    def _pick_gpus(config: ExecutorConfig) -> list[int]:
-        if config.device == "cpu":
-            return []
-        if config.gpus is not None:
-            return list(config.gpus)
-        try:
-            import torch
-
-            return list(range(torch.cuda.device_count()))
-        except Exception:
-            return []
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self, on_ready: Callable[[int], None], on_lost: Callable[[int], None]) -> None:
+    async def start(self, listener: SlotListener) -> None:
         self._loop = asyncio.get_running_loop()
-        self._on_ready, self._on_lost = on_ready, on_lost
+        self._listener = listener
+        self._gpus = await asyncio.to_thread(count_gpus, self.config)
+        self.slots = self.config.workers or max(1, len(self._gpus))
+        self.max_batch = self.config.max_batch_on(bool(self._gpus))
+        threads = self.config.threads_per_worker
+        if threads is None and not self._gpus:
+            threads = max(1, (os.cpu_count() or 1) // self.slots)
+        self._settings = self.config.worker_settings(threads)
         for slot in range(self.slots):
-            self._first_ready[slot] = self._loop.create_future()
-            await self._spawn(slot)
-        done, pending = await asyncio.wait(self._first_ready.values(), timeout=self.config.start_timeout)
-        errors = [f.exception() for f in done if f.exception()]
-        if pending or len(errors) == self.slots:
+            self._first[slot] = self._loop.create_future()
+            await self._start_process(slot)
+        await asyncio.wait(self._first.values())
+        errors = [f.exception() for f in self._first.values() if f.exception() is not None]
+        if len(errors) == self.slots:
             await self.close()
-            why = str(errors[0]) if errors else f"not ready after {self.config.start_timeout:g} s"
-            raise ExecutorError(f"the style workers could not start: {why}")
+            raise ExecutorError(f"the style workers could not start: {errors[0]}")
 
-    async def _spawn(self, slot: int) -> None:
+    async def _start_process(self, slot: int) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
         cancel = self._ctx.Array("q", [_NO_CANCEL] * self.max_batch, lock=False)
         gpu = self._gpus[slot % len(self._gpus)] if self._gpus else None
         proc = self._ctx.Process(
-            target=_worker_main,
-            args=(child, cancel, gpu, self._settings),
-            name=f"stylebot-worker-{slot}",
-            daemon=True,
+            target=_worker_main, args=(child, cancel, self._settings), name=f"style-worker-{slot}", daemon=True
         )
         env = {"OMP_NUM_THREADS": str(self._settings.threads)} if self._settings.threads else {}
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        await asyncio.to_thread(_start_with_env, proc, env)
+        await asyncio.to_thread(_start_without_secrets, proc, env, self._settings.secret_env)
         child.close()
-        old = self._workers.get(slot)
-        w = _Worker(slot, proc, parent, cancel, pid=proc.pid, failures=old.failures if old else 0)
+        w = _WorkerProcess(slot, proc, parent, cancel, pid=proc.pid)
         self._workers[slot] = w
-        threading.Thread(target=self._reader, args=(w,), name=f"stylebot-reader-{slot}", daemon=True).start()
+        assert self._loop is not None
+        w.deadline = self._loop.call_later(self.config.start_timeout, self._start_overdue, w)
+        threading.Thread(target=self._reader, args=(w,), name=f"style-reader-{slot}", daemon=True).start()
 
-    def _reader(self, w: _Worker) -> None:
+    def _start_overdue(self, w: _WorkerProcess) -> None:
+        if w.warm or not w.proc.is_alive():
+            return
+        w.error = f"not ready after {self.config.start_timeout:g} s"
+        log.error("worker %s on slot %s: %s; killing it", w.pid, w.slot, w.error)
+        with contextlib.suppress(Exception):
+            w.proc.kill()
+
+    def _reader(self, w: _WorkerProcess) -> None:
         """Blocking reads live here, off the loop; each message hops onto the loop."""
         assert self._loop is not None
         try:
             while True:
                 msg = w.conn.recv()
                 self._loop.call_soon_threadsafe(self._on_message, w, msg)
+                del msg  # (a result may be megabytes: not kept while waiting for the next message)
         except (EOFError, OSError):
             pass
         except Exception:  # an unpicklable message: treat the worker as broken
@@ -217,66 +223,97 @@ class LocalBackend(Backend):
         with contextlib.suppress(RuntimeError):  # loop already closed at interpreter exit
             self._loop.call_soon_threadsafe(self._on_exit, w)
 
-    def _on_message(self, w: _Worker, msg: tuple[Any, ...]) -> None:
+    def _on_message(self, w: _WorkerProcess, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
         if kind == "ready":
-            w.ready, w.info, w.failures = True, msg[1], 0
-            fut = self._first_ready.get(w.slot)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-            if self._workers.get(w.slot) is w and not self.closing:
-                self._on_ready(w.slot)
+            if w.deadline is not None:
+                w.deadline.cancel()
+            w.warm, w.ready, w.info = True, True, msg[1]
+            self._failures[w.slot] = 0
+            self._last_error.pop(w.slot, None)
+            first = self._first.get(w.slot)
+            if first is not None and not first.done():
+                first.set_result(None)
+            if self._workers.get(w.slot) is w and not self.closing and self._listener is not None:
+                self._listener.slot_ready(w.slot)
         elif kind == "fatal":
             log.error("worker %s could not start: %s", w.pid, msg[1])
-            w.info["fatal"] = msg[1]
+            w.error = msg[1]
         elif kind in ("event", "end") and w.current is not None and w.current.seq == msg[1]:
             run = w.current
             if kind == "event":
                 run.emit(msg[2])
-            else:
-                w.current = None
-                if not run.fut.done():
-                    run.fut.set_result(msg[2])
+                return
+            w.current = None
+            fault = msg[2]
+            if fault is not None:  # stop giving it work before anyone sees the run end
+                log.error("worker %s on slot %s hit a device fault (%s); replacing it", w.pid, w.slot, fault)
+                self._retire(w)
+                with contextlib.suppress(Exception):
+                    w.proc.kill()
+            if not run.fut.done():
+                run.fut.set_result(fault)
 
-    def _on_exit(self, w: _Worker) -> None:
-        was_ready = w.ready
-        w.ready = False
+    def _retire(self, w: _WorkerProcess) -> None:
+        """The worker takes no more runs; its slot has none until a replacement is ready."""
+        was_ready, w.ready = w.ready, False
+        if was_ready and self._workers.get(w.slot) is w and self._listener is not None:
+            self._listener.slot_lost(w.slot)
+
+    def _on_exit(self, w: _WorkerProcess) -> None:
+        if w.deadline is not None:
+            w.deadline.cancel()
+        self._retire(w)
         w.conn.close()
-        if self._workers.get(w.slot) is w:
-            self._on_lost(w.slot)
+        code = w.proc.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if w.current is not None:
             fut = w.current.fut
             w.current = None
             if not fut.done():
-                code = w.proc.exitcode
-                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                 fut.set_exception(WorkerLost(f"worker {w.pid} died ({how})"))
-        if not was_ready:
-            w.failures += 1
-            fut0 = self._first_ready.get(w.slot)
-            if fut0 is not None and not fut0.done():
-                fut0.set_exception(ExecutorError(w.info.get("fatal") or f"worker exited ({w.proc.exitcode})"))
-        if self.closing or self._workers.get(w.slot) is not w:
+        current = self._workers.get(w.slot) is w
+        if not w.warm:  # a failed start
+            why = w.error or f"the worker exited while starting ({how})"
+            w.error = why
+            first = self._first.get(w.slot)
+            if first is not None and not first.done():
+                first.set_exception(ExecutorError(why))
+            if current and not self.closing:
+                self._failed_start(w.slot, why)
+        if self.closing or not current:
             return
-        delay = min(30.0, 0.5 * 2 ** max(0, w.failures - 1)) if w.failures else 0.0
-        log.warning("worker %s on slot %s exited; starting a new one", w.pid, w.slot)
+        delay = self.config.restart_delay_after(self._failures.get(w.slot, 0))
+        log.warning("worker %s on slot %s exited (%s); starting a new one in %.1f s", w.pid, w.slot, how, delay)
         assert self._loop is not None
-        self._loop.call_later(delay, lambda: asyncio.ensure_future(self._respawn(w.slot, w)))
+        self._loop.call_later(delay, lambda: asyncio.ensure_future(self._restart(w.slot, w)))
 
-    async def _respawn(self, slot: int, old: _Worker) -> None:
+    def _failed_start(self, slot: int, why: str) -> None:
+        self._failures[slot] = self._failures.get(slot, 0) + 1
+        self._last_error[slot] = why
+        if self._listener is not None:
+            self._listener.slot_failed(slot, why)
+
+    async def _restart(self, slot: int, old: _WorkerProcess) -> None:
         if self.closing or self._workers.get(slot) is not old:
             return
         try:
-            await self._spawn(slot)
-        except Exception:
-            log.exception("could not respawn worker on slot %s", slot)
+            await self._start_process(slot)
+        except Exception as e:
+            log.exception("could not start a worker on slot %s", slot)
+            self._failed_start(slot, f"{type(e).__name__}: {e}")
+            assert self._loop is not None
+            delay = self.config.restart_delay_after(self._failures[slot])
+            self._loop.call_later(delay, lambda: asyncio.ensure_future(self._restart(slot, old)))
 
     async def close(self) -> None:
         self.closing = True
         workers = list(self._workers.values())
         for w in workers:
+            if w.deadline is not None:
+                w.deadline.cancel()
             with contextlib.suppress(Exception):
-                if w.current is None:
+                if w.current is None and w.warm:
                     w.conn.send(("stop",))
                 else:
                     w.proc.kill()
@@ -294,45 +331,30 @@ class LocalBackend(Backend):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    async def run(self, slot: int, job: Job, emit: Callable[[JobEvent], None]) -> JobEvent:
-        seq = next(self._seq)
-        result: JobEvent = await self._send(slot, ("run", seq, job), seq, {job.job_id: (0, seq)}, emit)
-        return result
-
-    async def run_batch(self, slot: int, jobs: list[Job], emit: Callable[[JobEvent], None]) -> dict[str, JobEvent]:
+    async def run(self, slot: int, jobs: list[Job], emit: Emit) -> None:
         if len(jobs) > self.max_batch:
             raise ValueError(f"a stack of {len(jobs)} jobs is more than max_batch={self.max_batch}")
-        seq = next(self._seq)
-        payload = [(next(self._seq), job) for job in jobs]
-        cells = {job.job_id: (i, jseq) for i, (jseq, job) in enumerate(payload)}
-        result: dict[str, JobEvent] = await self._send(slot, ("batch", seq, payload), seq, cells, emit)
-        return result
-
-    async def _send(
-        self,
-        slot: int,
-        msg: tuple[Any, ...],
-        seq: int,
-        cells: dict[str, tuple[int, int]],
-        emit: Callable[[JobEvent], None],
-    ) -> Any:
         w = self._workers.get(slot)
         if w is None or not w.ready or w.current is not None:
             raise WorkerLost(f"no warm worker on slot {slot}")
         assert self._loop is not None
-        fut: asyncio.Future[Any] = self._loop.create_future()
-        w.current = _Run(seq, cells, emit, fut)
+        seq = next(self._seq)
+        payload = [(next(self._seq), job) for job in jobs]
+        cells = {job.job_id: (i, job_seq) for i, (job_seq, job) in enumerate(payload)}
+        fut: asyncio.Future[str | None] = self._loop.create_future()
+        w.current = _InFlight(seq, cells, emit, fut)
         for job_id, (cell, value) in cells.items():
             if job_id in self._cancel_wanted:
                 w.cancel[cell] = value
         try:
             # A job can be megabytes; sending off-loop keeps the loop free while the pipe drains.
-            await asyncio.to_thread(w.conn.send, msg)
+            await asyncio.to_thread(w.conn.send, ("run", seq, payload))
         except (OSError, ValueError) as e:
             if not fut.done():
                 fut.set_exception(WorkerLost(f"could not send the job to worker {w.pid}: {e}"))
+        del payload, jobs  # the worker has them; an ended job's inputs must be free to go
         try:
-            return await fut
+            await fut
         finally:
             self._cancel_wanted.difference_update(cells)
 
@@ -349,12 +371,15 @@ class LocalBackend(Backend):
         if w is not None and w.proc.is_alive():
             w.proc.kill()
 
-    def worker_pids(self) -> list[int]:
-        return [w.pid for w in self._workers.values() if w.pid is not None and w.ready]
-
-    def slot_pid(self, slot: int) -> int | None:
-        w = self._workers.get(slot)
-        return w.pid if w is not None and w.ready else None
-
     def worker_info(self) -> list[dict[str, Any]]:
-        return [dict(w.info, slot=w.slot, ready=w.ready) for w in self._workers.values()]
+        out = []
+        for slot in range(self.slots):
+            w = self._workers.get(slot)
+            if w is None:
+                continue
+            state = "ready" if w.ready else "failed" if slot in self._last_error else "starting"
+            info = dict(w.info, slot=slot, ready=w.ready, state=state, pid=w.pid)
+            if slot in self._last_error:
+                info["error"] = self._last_error[slot]
+            out.append(info)
+        return out

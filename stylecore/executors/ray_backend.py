@@ -1,10 +1,12 @@
 """The Ray backend: one warm actor per GPU across a cluster, fed by the caller's dispatcher.
 
-The queue stays in the bot's process (the shared Dispatcher) and each actor gets one run
+The queue stays in the caller's process (the shared Dispatcher) and each actor gets one run
 at a time (one job, or on a GPU a stack of same-size jobs), so a dead actor never takes
-queued jobs with it; only its running jobs are affected, and each is retried once.
-Progress comes back as a Ray streaming generator, awaited from asyncio. Ray is imported
-lazily so the local pool never needs it installed.
+queued jobs with it; only its running jobs are affected, and each is retried once. Ray
+restarts a dead actor (on another node when its node is gone); the slot takes work again
+only once the restarted actor has loaded the network and answered a ping. Progress comes
+back as a Ray streaming generator, awaited from asyncio. Ray is imported lazily so the
+local pool never needs it installed.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from stylecore.executors.backend import Backend, Emit, SlotListener, WorkerLost
 from stylecore.executors.base import ExecutorError, Job, JobEvent
-from stylecore.executors.dispatcher import Backend, ExecutorConfig, WorkerLost
-from stylecore.executors.worker import WorkerSettings
+from stylecore.executors.config import ExecutorConfig, WorkerSettings
+from stylecore.executors.redaction import child_environ
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,13 @@ def _import_ray() -> Any:
     return ray
 
 
+@dataclass(frozen=True)
+class DeviceFault:
+    """The last item of an actor's stream when its device failed (see worker.device_fault)."""
+
+    why: str
+
+
 class StyleActor:
     """Runs inside a Ray worker process: warm network, one run (a job or a stack) at a time,
     each job cancellable on its own.
@@ -45,17 +57,19 @@ class StyleActor:
     """
 
     def __init__(self, settings: WorkerSettings) -> None:
-        from stylecore.executors.worker import warm
+        from stylecore.executors.worker import start_worker
 
         self.settings = settings
-        self.device = warm(settings)
+        self.device = start_worker(settings)
         self._cancelled: deque[str] = deque(maxlen=256)
         self._lock = threading.Lock()
 
     def ping(self) -> dict[str, Any]:
+        import ray
+
         from stylecore.executors.worker import worker_identity
 
-        return worker_identity(self.settings, self.device)
+        return dict(worker_identity(self.settings, self.device), node_id=ray.get_runtime_context().get_node_id())
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
@@ -65,22 +79,19 @@ class StyleActor:
         with self._lock:
             return job_id in self._cancelled
 
-    def run(self, job: Job) -> Iterator[JobEvent]:
-        from stylecore.executors.worker import run_job
+    def run(self, jobs: list[Job]) -> Iterator[JobEvent | DeviceFault]:
+        """A stack of jobs (often of one): every job's events, its terminal too, the moment
+        it happens; then a DeviceFault if this actor's device is no longer usable."""
+        from stylecore.executors.worker import RunOutcome, run_jobs
+
+        outcomes: list[RunOutcome] = []
 
         def work(emit: Callable[[JobEvent], None]) -> None:
-            emit(run_job(job, emit, lambda: self._should_cancel(job.job_id), self.settings))
+            outcomes.append(run_jobs(jobs, emit, self._should_cancel, self.settings))
 
-        yield from self._stream([job.job_id], work)  # (a generator itself: Ray streams it)
-
-    def run_batch(self, jobs: list[Job]) -> Iterator[JobEvent]:
-        """A stack of jobs: every job's events, its terminal too, the moment it happens."""
-        from stylecore.executors.worker import run_batch
-
-        def work(emit: Callable[[JobEvent], None]) -> None:
-            run_batch(jobs, emit, self._should_cancel, self.settings)
-
-        yield from self._stream([job.job_id for job in jobs], work)
+        yield from self._stream([job.job_id for job in jobs], work)  # (a generator itself: Ray streams it)
+        if outcomes and outcomes[0].fault is not None:
+            yield DeviceFault(outcomes[0].fault)
 
     def _stream(self, job_ids: list[str], work: Callable[[Callable[[JobEvent], None]], None]) -> Iterator[JobEvent]:
         """Run `work(emit)` in a helper thread and yield what it emits until it returns.
@@ -116,26 +127,35 @@ class StyleActor:
             yield JobEvent("failed", jid, error=why, reason="internal")
 
 
+class _StartFailed(Exception):
+    pass
+
+
+def _root_cause(error: BaseException) -> str:
+    """The line that says why, from Ray's multi-line error (its last "SomeError: ..." line,
+    which is the actor constructor's own exception when that is what failed)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    causes = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    return causes[-1] if causes else lines[0] if lines else type(error).__name__
+
+
 class RayBackend(Backend):
+    lost_retries = 1  # an actor dies with its node, not of its job: run the job again, once
+
     def __init__(self, config: ExecutorConfig) -> None:
         self.ray = _import_ray()
         self.config = config
-        self._settings = WorkerSettings(
-            device=config.device,
-            weights=config.weights,
-            oom_retry_scale=config.oom_retry_scale,
-            progress_interval=config.progress_interval,
-            threads=None,  # Ray sets OMP_NUM_THREADS from the actor's num_cpus
-            memory_limit=config.memory_limit,
-        )
+        self._settings = config.worker_settings(threads=None)  # Ray sets OMP_NUM_THREADS from num_cpus
         self._actor_cls: Any = None
         self.slots = config.workers or 1  # until start() has counted the cluster's GPUs
         self.max_batch = config.max_batch or 1  # until start() has asked the actors for their device
         self._actors: dict[int, Any] = {}
-        self._info: dict[int, dict[str, Any]] = {}
-        self._on_ready: Callable[[int], None] = lambda slot: None
-        self._on_lost: Callable[[int], None] = lambda slot: None
-        self._watch: dict[int, asyncio.Task[None]] = {}
+        self._state: dict[int, str] = {}  # slot -> "starting" | "ready" | "failed"
+        self._info: dict[int, dict[str, Any]] = {}  # slot -> what its actor said when it got ready
+        self._errors: dict[int, str] = {}  # slot -> why its last start failed (until one succeeds)
+        self._retired: dict[int, tuple[Any, Any]] = {}  # slot -> (node, pid) of an actor killed for a restart
+        self._bringing_up: dict[int, asyncio.Task[None]] = {}
+        self._listener: SlotListener | None = None
         self.closing = False
 
     def _ensure_ray(self) -> None:
@@ -146,8 +166,10 @@ class RayBackend(Backend):
         kwargs = {"namespace": self.config.ray_namespace, "log_to_driver": False, **self.config.ray_init}
         if address:
             ray.init(address=address, **kwargs)
-        else:
-            kwargs.setdefault("include_dashboard", False)
+            return
+        kwargs.setdefault("include_dashboard", False)
+        # The local cluster's processes (and so every actor) inherit this environment.
+        with child_environ(remove=self.config.secret_env):
             ray.init(**kwargs)
 
     def _gpu_slots(self) -> int:
@@ -163,11 +185,19 @@ class RayBackend(Backend):
             )
         return n
 
-    def _new_actor(self, slot: int) -> Any:
+    def _runtime_env(self) -> dict[str, Any] | None:
+        env = dict(self.config.ray_runtime_env)
+        if "env_vars" in env:
+            secrets = set(self.config.secret_env)
+            env["env_vars"] = {k: v for k, v in env["env_vars"].items() if k not in secrets}
+        return env or None
+
+    def _new_actor(self) -> Any:
         if self._actor_cls is None:
             self._actor_cls = self.ray.remote(StyleActor)
         return self._actor_cls.options(
             name=None,
+            runtime_env=self._runtime_env(),
             num_gpus=self.config.ray_num_gpus_per_actor,
             num_cpus=self.config.ray_num_cpus_per_actor,
             resources=dict(self.config.ray_resources) or None,
@@ -178,127 +208,151 @@ class RayBackend(Backend):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self, on_ready: Callable[[int], None], on_lost: Callable[[int], None]) -> None:
-        self._on_ready, self._on_lost = on_ready, on_lost
+    async def start(self, listener: SlotListener) -> None:
+        self._listener = listener
         # ray.init and the cluster query block for seconds: keep them off the loop.
         await asyncio.to_thread(self._ensure_ray)
         self.slots = self.config.workers or await asyncio.to_thread(self._gpu_slots)
         for slot in range(self.slots):
-            self._actors[slot] = self._new_actor(slot)
-        pings = [self._ping(slot) for slot in range(self.slots)]
-        try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*pings, return_exceptions=True), timeout=self.config.start_timeout
-            )
-        except asyncio.TimeoutError:
-            await self.close()
-            raise ExecutorError(
-                f"the Ray style actors were not ready after {self.config.start_timeout:g} s "
-                "(are there enough GPUs/CPUs free in the cluster?)"
-            ) from None
+            self._actors[slot] = self._new_actor()
+            self._state[slot] = "starting"
+        results = await asyncio.gather(*(self._warm_up(slot) for slot in range(self.slots)), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if len(errors) == self.slots:
             await self.close()
             raise ExecutorError(f"the Ray style actors could not start: {errors[0]}")
         if self.config.max_batch is None:
-            # A stack pays on a GPU (it fills the card); on CPU the cores are busy with one job.
-            devices = [str(r.get("device")) for r in results if not isinstance(r, BaseException)]
-            self.max_batch = 4 if all(d.startswith("cuda") for d in devices) else 1
+            devices = [str(r.get("device")) for r in results if isinstance(r, dict)]
+            self.max_batch = self.config.max_batch_on(all(d.startswith("cuda") for d in devices))
         for slot, r in enumerate(results):
-            if isinstance(r, BaseException):
-                self._watch_slot(slot)
+            if isinstance(r, dict):
+                self._now_ready(slot, r)
             else:
-                on_ready(slot)
+                self._start_failed(slot, str(r))
+                self._bring_up(slot, failures=1)
 
-    async def _ping(self, slot: int) -> dict[str, Any]:
-        info = await self._actors[slot].ping.remote()
-        self._info[slot] = info
-        return info
-
-    def _watch_slot(self, slot: int) -> None:
-        """Wait (in the background) for a restarted actor to be warm again, then report it."""
-        if slot in self._watch and not self._watch[slot].done():
-            return
-        self._watch[slot] = asyncio.ensure_future(self._wait_ready(slot))
-
-    async def _wait_ready(self, slot: int) -> None:
+    async def _warm_up(self, slot: int) -> dict[str, Any]:
+        """Wait until the slot's actor answers a ping (it has loaded the network), within
+        `start_timeout`; raises _StartFailed. An actor Ray is restarting answers with an
+        error until it is back, and one killed for a restart may still answer as itself."""
         ray = self.ray
-        delay = 0.2
-        while not self.closing:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.start_timeout
+        delay = 0.1
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise _StartFailed(
+                    f"not ready after {self.config.start_timeout:g} s (are there enough GPUs/CPUs free in the cluster?)"
+                )
             try:
-                await asyncio.wait_for(self._ping(slot), timeout=self.config.start_timeout)
-            except ray.exceptions.ActorDiedError:
-                # Out of restarts (or its node is gone for good): a fresh actor in its place.
-                log.warning("Ray actor for slot %s is gone; creating a new one", slot)
-                self._actors[slot] = self._new_actor(slot)
-            except (ray.exceptions.RayError, asyncio.TimeoutError) as e:
-                log.info("Ray actor for slot %s not ready yet: %s", slot, e)
+                info = await asyncio.wait_for(self._actors[slot].ping.remote(), timeout=left)
+            except asyncio.TimeoutError:
+                continue
+            except ray.exceptions.ActorDiedError as e:  # its creation failed, or it is gone for good
+                raise _StartFailed(_root_cause(e)) from None
+            except ray.exceptions.RayError as e:  # restarting, or its node is going away
+                log.info("Ray actor for slot %s not ready yet: %s", slot, type(e).__name__)
             else:
-                if not self.closing:
-                    self._on_ready(slot)
-                return
+                if (info.get("node_id"), info.get("pid")) != self._retired.get(slot):
+                    self._retired.pop(slot, None)
+                    return info
             await asyncio.sleep(delay)
-            delay = min(10.0, delay * 2)
+            delay = min(2.0, delay * 2)
+
+    def _bring_up(self, slot: int, failures: int = 0) -> None:
+        """In the background: get the slot a warm actor again (Ray's restart of the old one, or
+        after a failed start a new one, after the restart delay)."""
+        task = self._bringing_up.get(slot)
+        if task is not None and not task.done():
+            return
+        self._bringing_up[slot] = asyncio.ensure_future(self._bring_up_loop(slot, failures))
+
+    async def _bring_up_loop(self, slot: int, failures: int) -> None:
+        while not self.closing:
+            if failures:
+                await asyncio.sleep(self.config.restart_delay_after(failures))
+                if self.closing:
+                    return
+                with contextlib.suppress(Exception):
+                    self.ray.kill(self._actors[slot], no_restart=True)
+                self._actors[slot] = self._new_actor()
+            try:
+                info = await self._warm_up(slot)
+            except _StartFailed as e:
+                failures += 1
+                self._start_failed(slot, str(e))
+                continue
+            if not self.closing:
+                self._now_ready(slot, info)
+            return
+
+    def _now_ready(self, slot: int, info: dict[str, Any]) -> None:
+        self._state[slot], self._info[slot] = "ready", info
+        self._errors.pop(slot, None)
+        if self._listener is not None:
+            self._listener.slot_ready(slot)
+
+    def _start_failed(self, slot: int, why: str) -> None:
+        log.error("Ray actor for slot %s could not start: %s", slot, why)
+        self._state[slot], self._errors[slot] = "failed", why
+        if self._listener is not None:
+            self._listener.slot_failed(slot, why)
+
+    def _lost(self, slot: int) -> None:
+        """The slot's actor is gone (or going): no work for it until a warm one answers."""
+        info = self._info.pop(slot, None)
+        if info is not None:
+            self._retired[slot] = (info.get("node_id"), info.get("pid"))
+        if self._state.get(slot) == "ready":
+            self._state[slot] = "starting"
+            if self._listener is not None:
+                self._listener.slot_lost(slot)
+        if not self.closing:
+            self._bring_up(slot)
 
     async def close(self) -> None:
         self.closing = True
-        for task in self._watch.values():
+        for task in self._bringing_up.values():
             task.cancel()
         for actor in self._actors.values():
             with contextlib.suppress(Exception):
                 self.ray.kill(actor, no_restart=True)
         self._actors.clear()
         self._info.clear()
+        self._state.clear()
 
     # -- jobs -----------------------------------------------------------------------------
 
-    async def run(self, slot: int, job: Job, emit: Callable[[JobEvent], None]) -> JobEvent:
-        ends = await self._consume(slot, "run", job, [job.job_id], emit, emit_terminals=False)
-        return ends[job.job_id]
-
-    async def run_batch(self, slot: int, jobs: list[Job], emit: Callable[[JobEvent], None]) -> dict[str, JobEvent]:
+    async def run(self, slot: int, jobs: list[Job], emit: Emit) -> None:
+        """Pass the actor's stream on to `emit` until it ends (see Backend.run)."""
         if len(jobs) > self.max_batch:
             raise ValueError(f"a stack of {len(jobs)} jobs is more than max_batch={self.max_batch}")
-        return await self._consume(slot, "run_batch", jobs, [job.job_id for job in jobs], emit, emit_terminals=True)
-
-    async def _consume(
-        self,
-        slot: int,
-        method: str,
-        arg: Any,
-        job_ids: list[str],
-        emit: Callable[[JobEvent], None],
-        *,
-        emit_terminals: bool,
-    ) -> dict[str, JobEvent]:
-        """Call the actor's streaming `method` and pass its events on until every job has ended."""
         ray = self.ray
         actor = self._actors.get(slot)
-        if actor is None:
-            raise WorkerLost(f"no actor on slot {slot}")
-        ends: dict[str, JobEvent] = {}
+        if actor is None or self._state.get(slot) != "ready":
+            raise WorkerLost(f"no warm actor on slot {slot}")
+        fault: str | None = None
         try:
-            stream = getattr(actor, method).remote(arg)
+            stream = actor.run.remote(jobs)
+            del jobs  # Ray has them; an ended job's inputs must be free to go
             async for ref in stream:
-                ev: JobEvent = await ref
-                if ev.terminal:
-                    if ev.job_id not in job_ids or ev.job_id in ends:
-                        continue
-                    ends[ev.job_id] = ev
-                    if emit_terminals:
-                        emit(ev)
-                    if len(ends) == len(job_ids):
-                        return ends
+                item = await ref
+                if isinstance(item, DeviceFault):
+                    fault = item.why
                 else:
-                    emit(ev)
+                    emit(item)
+                del item, ref  # (a result may be megabytes: not kept while the stream goes on)
         except ray.exceptions.RayTaskError:
             raise  # an error inside the actor's code, not a death: the dispatcher fails the job(s)
         except ray.exceptions.RayError as e:  # actor died, node lost, Ray's OOM killer...
-            self._on_lost(slot)
-            self._info.pop(slot, None)
-            self._watch_slot(slot)
+            self._lost(slot)
             raise WorkerLost(f"the Ray actor on slot {slot} died: {type(e).__name__}") from e
-        raise WorkerLost(f"the Ray actor on slot {slot} ended the stream without a result")
+        if fault is not None:
+            log.error("Ray actor on slot %s hit a device fault (%s); restarting it", slot, fault)
+            self._lost(slot)
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=False)  # Ray starts it again in a fresh process
 
     def request_cancel(self, slot: int, job_id: str) -> None:
         actor = self._actors.get(slot)
@@ -308,15 +362,18 @@ class RayBackend(Backend):
     async def kill(self, slot: int) -> None:
         actor = self._actors.get(slot)
         if actor is not None:
+            info = self._info.get(slot)
+            if info is not None:
+                self._retired[slot] = (info.get("node_id"), info.get("pid"))
             # Ray restarts it (max_restarts=-1); the running stream fails with an actor error.
             self.ray.kill(actor, no_restart=False)
 
-    def worker_pids(self) -> list[int]:
-        return [int(info["pid"]) for _, info in sorted(self._info.items())]
-
-    def slot_pid(self, slot: int) -> int | None:
-        info = self._info.get(slot)
-        return int(info["pid"]) if info else None
-
     def worker_info(self) -> list[dict[str, Any]]:
-        return [dict(info, slot=slot, ready=True) for slot, info in sorted(self._info.items())]
+        out = []
+        for slot in sorted(self._state):
+            state = self._state[slot]
+            info = dict(self._info.get(slot, {}), slot=slot, ready=state == "ready", state=state)
+            if slot in self._errors:
+                info["error"] = self._errors[slot]
+            out.append(info)
+        return out

@@ -1,24 +1,29 @@
-"""Running jobs inside a worker: the part the process pool and the Ray actor share.
+"""Running jobs inside a worker: the part every backend's worker shares.
 
 Everything here executes in the worker (a spawned process or a Ray actor), never in the
-bot's event loop. It turns a `Job` (bytes + options), or a stack of jobs of one size, into
-a stream of `JobEvent`s and one terminal event per job, doing the expensive encodings
-(previews, the PNG) where the pixels already are so that only small byte strings cross
-the process boundary. It also sizes each job to its memory budget first (the free GPU
-memory, capped by the operator's `memory_limit`).
+caller's event loop. `start_worker` does what a worker does once; `run_jobs` turns a stack of
+`Job`s (bytes + options; often a stack of one) into a stream of `JobEvent`s with one terminal
+event per job, doing the expensive encodings (previews, the PNG) where the pixels already
+are so that only small byte strings cross the process boundary. It sizes each job to its
+memory budget first (the free GPU memory, capped by the operator's `memory_limit`), and runs
+every stack through `stylecore.batch.stylize_batch`: a single job is a stack of one.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stylecore.executors.base import Job, JobEvent, JobResult
+from stylecore.executors.config import WorkerSettings
+from stylecore.executors.redaction import install_log_redaction, scrub_environ
 from stylecore.options import StyleOptions
 
 if TYPE_CHECKING:
@@ -32,37 +37,67 @@ log = logging.getLogger(__name__)
 Emit = Callable[[JobEvent], None]
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    """How a worker runs every job it is given (fixed per worker, not per job)."""
-
-    device: str | None = None  # forced on every job; None keeps the job's own choice
-    weights: str = "original"  # loaded once at start so the first job is not slow
-    oom_retry_scale: float = 0.7  # long side multiplier for the one retry after OOM
-    progress_interval: float = 0.0  # seconds between progress events (0 = every step)
-    threads: int | None = None  # torch intra-op threads (CPU pools split the cores)
-    memory_limit: int | None = None  # bytes this worker's jobs may use (RAM on CPU); see ExecutorConfig
+# -- once per worker -----------------------------------------------------------------------
 
 
-def resolve_device(device: str | None) -> str:
-    import torch
+def start_worker(settings: WorkerSettings) -> str:
+    """Everything a worker does before its first job; returns the device it runs on.
 
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def warm(settings: WorkerSettings) -> str:
-    """Load the network once so that it stays resident for every later job; returns the device."""
+    Credentials leave first (before any code of the setup hook or the engine runs), then the
+    setup hook, then the network loads so that it stays resident for every later job.
+    """
+    secrets = scrub_environ(settings.secret_env)
+    install_log_redaction(secrets.values())
+    if settings.setup_hook:
+        module, _, name = settings.setup_hook.partition(":")
+        getattr(importlib.import_module(module), name)()
     import torch
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    from stylecore.engine import get_model
+    from stylecore.network import get_model
 
-    device = resolve_device(settings.device)
+    device = device_name(settings.device)
     get_model(weights=settings.weights, device=device)
     return device
+
+
+def device_name(device: str | None) -> str:
+    """The concrete device a job asking for `device` ("auto", None, "cpu", "cuda"...) runs on."""
+    from stylecore.devices import resolve_device
+
+    return str(resolve_device(device or "auto"))
+
+
+def worker_identity(settings: WorkerSettings | None = None, device: str | None = None) -> dict[str, object]:
+    """What a worker reports about itself once warm: pid (fault tests, ops), and for operators
+    its device, memory and the largest job it can take.
+
+    `max_side` is the longest side (px, 4:3 image, one job) whose estimate fits the worker's
+    memory budget now, with the network loaded: what operators compare their size limits
+    with. None where nothing caps memory (CPU without a limit).
+    """
+    info: dict[str, object] = {"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    if device is None:
+        return info
+    import torch
+
+    from stylecore.memory import max_side_for
+
+    settings = settings or WorkerSettings()
+    info["device"] = device
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        info["gpu"], info["memory_total"] = props.name, int(props.total_memory)
+    budget = memory_budget(device, settings)
+    dtype_bytes, channels_last = _precision(StyleOptions(device=device))
+    info["memory_budget"] = budget
+    info["max_side"] = None if budget is None else max_side_for(budget, 0.75, 1, dtype_bytes, channels_last)
+    return info
+
+
+# -- failures --------------------------------------------------------------------------------
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -78,6 +113,31 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+_DEVICE_FAULT_MARKERS = ("CUDA error", "cudaError", "CUBLAS_STATUS", "CUDNN_STATUS", "device-side assert")
+
+
+def device_fault(exc: BaseException) -> str | None:
+    """Why `exc` leaves this worker's GPU unusable, or None when the worker can go on.
+
+    CUDA errors other than out-of-memory (an illegal memory access, a device-side assert)
+    are "sticky": the CUDA Runtime API documentation says the process is left in an
+    inconsistent state and every later CUDA call fails the same way, so the only cure is a
+    new process. Out-of-memory is not one of them: the next, smaller job runs fine.
+    """
+    if is_oom(exc):
+        return None
+    import torch
+
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    text = str(exc)
+    if (accelerator_error is not None and isinstance(exc, accelerator_error)) or any(
+        marker in text for marker in _DEVICE_FAULT_MARKERS
+    ):
+        first_line = text.strip().splitlines()[0] if text.strip() else ""
+        return f"{type(exc).__name__}: {first_line}"
+    return None
+
+
 def _free_memory() -> None:
     import gc
 
@@ -88,6 +148,13 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _failed(jid: str, step: int, reason: str, message: str) -> JobEvent:
+    return JobEvent("failed", jid, step=step, error=message, reason=reason)  # type: ignore[arg-type]
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+
 def device_free_bytes(device: str) -> int | None:
     """Bytes a new job may still allocate on `device`; None where nobody counts (CPU).
 
@@ -96,7 +163,7 @@ def device_free_bytes(device: str) -> int | None:
     """
     import torch
 
-    dev = torch.device(resolve_device(device))
+    dev = torch.device(device)
     if dev.type != "cuda" or not torch.cuda.is_available():
         return None  # (asking for CUDA without one fails in the engine, with its own message)
     free, _ = torch.cuda.mem_get_info(dev)
@@ -120,7 +187,7 @@ def plan_of(options: StyleOptions) -> DevicePlan:
 
     from stylecore.devices import plan_for
 
-    return plan_for(torch.device(resolve_device(options.device)), options.fast)
+    return plan_for(torch.device(device_name(options.device)), options.fast)
 
 
 def _precision(options: StyleOptions) -> tuple[int, bool]:
@@ -129,28 +196,24 @@ def _precision(options: StyleOptions) -> tuple[int, bool]:
     return plan.activation_bytes, plan.channels_last
 
 
-def _memory_name(options: StyleOptions) -> str:
-    return "GPU memory" if plan_of(options).device.type == "cuda" else "memory"
-
-
-def _fit(
-    options: StyleOptions, content_size: tuple[int, int], free: int | None, batch: int = 1
-) -> tuple[StyleOptions, str | None]:
+def _fit(options: StyleOptions, content_size: tuple[int, int], free: int | None) -> tuple[StyleOptions, str | None]:
     """Options that fit the memory budget, and the note saying what changed (or None)."""
     if free is None:
         return options, None
     from stylecore.memory import fit_options
 
-    dtype_bytes, channels_last = _precision(options)
+    plan = plan_of(options)
     return fit_options(
         options,
         content_size,
         free,
-        batch=batch,
-        dtype_bytes=dtype_bytes,
-        channels_last=channels_last,
-        memory=_memory_name(options),
+        dtype_bytes=plan.activation_bytes,
+        channels_last=plan.channels_last,
+        memory="GPU memory" if plan.device.type == "cuda" else "memory",
     )
+
+
+# -- running jobs ----------------------------------------------------------------------------
 
 
 class _Reporter:
@@ -217,22 +280,29 @@ def _done_event(jid: str, result: StyleResult, notes: list[str]) -> JobEvent:
     return JobEvent("done", jid, step=stats.steps, total=stats.steps, elapsed=stats.seconds, result=res)
 
 
-def _failed(jid: str, step: int, reason: str, message: str) -> JobEvent:
-    return JobEvent("failed", jid, step=step, error=message, reason=reason)  # type: ignore[arg-type]
-
-
 @dataclass
-class _Prepared:
-    """A job whose inputs decoded and whose size fits: ready for the engine."""
+class _Runnable:
+    """A job whose inputs decoded and whose size fits its memory budget."""
 
-    job: Job
-    options: StyleOptions  # after device forcing and memory fitting
+    job_id: str
+    options: StyleOptions  # after device forcing and memory fitting (and an OOM retry)
     content: Image.Image
     style: Image.Image | list[Image.Image]
-    notes: list[str]
+    notes: list[str] = field(default_factory=list)  # what the user should know, in order
+    oom_retried: bool = False
 
 
-def _prepare(job: Job, emit: Emit, settings: WorkerSettings, free: int | None) -> _Prepared | JobEvent:
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run leaves behind: each job's terminal event, and whether this worker must go."""
+
+    ends: dict[str, JobEvent]
+    # Set when the run hit a device fault the process cannot recover from (see device_fault):
+    # the backend replaces the worker instead of giving it the next job.
+    fault: str | None = None
+
+
+def _prepare(job: Job, emit: Emit, settings: WorkerSettings, budget: int | None) -> _Runnable | JobEvent:
     """Decode and size one job; a terminal event (after its `started`) when it cannot run."""
     from stylecore.imageio import ImageError, load_image
 
@@ -240,138 +310,81 @@ def _prepare(job: Job, emit: Emit, settings: WorkerSettings, free: int | None) -
     options = job.options
     if settings.device is not None:
         options = options.replace(device=settings.device)
+
+    def refuse(reason: str, message: str) -> JobEvent:
+        emit(JobEvent("started", jid, step=0, total=options.steps))
+        return _failed(jid, 0, reason, message)
+
     try:
         content = load_image(job.content)
         styles = [load_image(b) for b in job.styles]
     except ImageError as e:
-        emit(JobEvent("started", jid, step=0, total=options.steps))
-        return _failed(jid, 0, "bad_input", e.user_message)
+        return refuse("bad_input", e.user_message)
     if not styles:
-        emit(JobEvent("started", jid, step=0, total=options.steps))
-        return _failed(jid, 0, "bad_input", "a job needs at least one style image")
+        return refuse("bad_input", "a job needs at least one style image")
     try:
-        options, note = _fit(options, content.size, free)
+        options, note = _fit(options, content.size, budget)
     except MemoryError as e:
-        emit(JobEvent("started", jid, step=0, total=options.steps))
-        return _failed(jid, 0, "oom", str(e))
-    return _Prepared(job, options, content, styles[0] if len(styles) == 1 else styles, [note] if note else [])
+        return refuse("oom", str(e))
+    return _Runnable(jid, options, content, styles[0] if len(styles) == 1 else styles, [note] if note else [])
 
 
-def run_job(
-    job: Job,
-    emit: Emit,
-    should_cancel: Callable[[], bool],
-    settings: WorkerSettings | None = None,
-    *,
-    note: str | None = None,
-) -> JobEvent:
-    """Run `job` to the end in this process; non-terminal events go to `emit`, the terminal
-    one is returned (so the caller decides how it travels: pipe message or last yield).
+def run_jobs(
+    jobs: list[Job], emit: Emit, should_cancel: Callable[[str], bool], settings: WorkerSettings | None = None
+) -> RunOutcome:
+    """Run `jobs` to their ends in this process, stacking those that can share the network's
+    passes; every event goes to `emit`, each job's terminal event the moment the job ends (a
+    short job does not wait for a long one).
 
-    Never raises for anything a job can cause: bad input, OOM, cancellation and engine
-    errors all become terminal events, so a worker survives every job. On CUDA a job too
-    large for the free memory runs at the largest size that fits, and says so; an OOM all
-    the same is retried once smaller. `note` goes on the first `started` (a job that left a
-    batch says why it starts again).
-    """
-    settings = settings or WorkerSettings()
-    prepared = _prepare(job, emit, settings, memory_budget(_job_device(job, settings), settings))
-    if isinstance(prepared, JobEvent):
-        return prepared
-    return _run_prepared(prepared, emit, should_cancel, settings, note)
-
-
-def _job_device(job: Job, settings: WorkerSettings) -> str:
-    return resolve_device(settings.device if settings.device is not None else job.options.device)
-
-
-def _run_prepared(
-    p: _Prepared, emit: Emit, should_cancel: Callable[[], bool], settings: WorkerSettings, note: str | None
-) -> JobEvent:
-    from stylecore import stylize
-    from stylecore.events import Cancelled
-    from stylecore.imageio import ImageError
-    from stylecore.options import OptionsError
-
-    jid = p.job.job_id
-    options = p.options
-    notes = list(p.notes)
-    note = note or (notes[0] if notes else None)
-    for attempt in range(2):
-        emit(JobEvent("started", jid, step=0, total=options.steps, note=note))
-        reporter = _Reporter(jid, options.preview_size, emit, settings)
-        started = time.monotonic()
-        try:
-            result = stylize(p.content, p.style, options, on_progress=reporter, should_cancel=should_cancel)
-        except Cancelled:
-            return JobEvent(
-                "cancelled", jid, step=reporter.step, total=options.steps, elapsed=time.monotonic() - started
-            )
-        except (ImageError, OptionsError) as e:
-            return _failed(jid, reporter.step, "bad_input", getattr(e, "user_message", None) or str(e))
-        except Exception as e:
-            if not is_oom(e):
-                log.error("job %s failed:\n%s", jid, traceback.format_exc())
-                return _failed(jid, reporter.step, "internal", f"the style transfer failed ({type(e).__name__}: {e})")
-            _free_memory()
-            smaller = max(16, int(options.size * settings.oom_retry_scale))
-            if attempt > 0 or smaller >= options.size:
-                return _failed(
-                    jid, reporter.step, "oom", f"ran out of memory at {options.size} px, even after retrying smaller"
-                )
-            note = f"ran out of memory at {options.size} px; retrying at {smaller} px"
-            notes.append(note)
-            options = options.replace(size=smaller)
-            continue
-        return _done_event(jid, result, notes)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def run_batch(
-    jobs: list[Job],
-    emit: Emit,
-    should_cancel: Callable[[str], bool],
-    settings: WorkerSettings | None = None,
-) -> dict[str, JobEvent]:
-    """Run several jobs, stacking those that can share the network's passes; one terminal each.
-
-    Each job's terminal event goes to `emit` the moment the job ends (a short job does not
-    wait for a long one) and all of them are returned too. `should_cancel(job_id)` stops one
-    job without touching the others. Jobs that cannot share (another size after memory
-    fitting, L-BFGS, more than fit in memory together) run in smaller stacks or alone, one
-    after another. If a stack runs out of memory, every job in it that had not ended starts
-    again on its own (with the usual OOM retry), so one job's size never fails another.
+    Never raises for anything a job can cause: bad input, OOM, cancellation and engine errors
+    all become terminal events, so a worker survives every job (a device fault ends the jobs
+    and sets `RunOutcome.fault`). `should_cancel(job_id)` stops one job without touching the
+    others. Jobs that cannot share (another size after memory fitting, L-BFGS, more than fit
+    in memory together) run in smaller stacks or alone, one after another. A job too large
+    for its memory budget runs at the largest size that fits and says so; one that runs out
+    of memory all the same is retried once smaller, and a stack that does re-runs each of its
+    jobs alone, so one job's size never fails another.
     """
     from stylecore.batch import batch_key
 
     settings = settings or WorkerSettings()
-    terminals: dict[str, JobEvent] = {}
+    ends: dict[str, JobEvent] = {}
 
     def end(ev: JobEvent) -> None:
-        if ev.job_id not in terminals:
-            terminals[ev.job_id] = ev
+        if ev.job_id not in ends:
+            ends[ev.job_id] = ev
             emit(ev)
 
-    free = memory_budget(_job_device(jobs[0], settings), settings) if jobs else None
-    groups: dict[object, list[_Prepared]] = {}
+    if not jobs:
+        return RunOutcome(ends)
+    try:
+        budget = memory_budget(device_name(settings.device or jobs[0].options.device), settings)
+    except RuntimeError as e:  # e.g. CUDA asked of a worker without one
+        for job in jobs:
+            emit(JobEvent("started", job.job_id, step=0, total=job.options.steps))
+            end(_failed(job.job_id, 0, "internal", f"the style transfer failed ({type(e).__name__}: {e})"))
+        return RunOutcome(ends)
+    groups: dict[object, list[_Runnable]] = {}
     for job in jobs:
-        p = _prepare(job, emit, settings, free)
-        if isinstance(p, JobEvent):
-            end(p)
+        r = _prepare(job, emit, settings, budget)
+        if isinstance(r, JobEvent):
+            end(r)
             continue
-        key = batch_key(p.content.size, p.options)
-        groups.setdefault(key if key is not None else ("alone", job.job_id), []).append(p)
+        key = batch_key(r.content.size, r.options)
+        groups.setdefault(key if key is not None else ("alone", job.job_id), []).append(r)
+    fault: str | None = None
     for group in groups.values():
-        for chunk in _chunks(group, free):
-            if len(chunk) == 1:
-                p = chunk[0]
-                end(_run_prepared(p, emit, lambda jid=p.job.job_id: should_cancel(jid), settings, None))
-            else:
-                _run_stack(chunk, emit, end, terminals, should_cancel, settings)
-    return terminals
+        for stack in _stacks(group, budget):
+            if fault is not None:  # this device is gone: nothing more can run here
+                for r in stack:
+                    emit(JobEvent("started", r.job_id, step=0, total=r.options.steps))
+                    end(_failed(r.job_id, 0, "internal", f"the worker's device failed ({fault})"))
+                continue
+            fault = _run_stack(stack, emit, end, ends, should_cancel, settings)
+    return RunOutcome(ends, fault)
 
 
-def _chunks(group: list[_Prepared], free: int | None) -> list[list[_Prepared]]:
+def _stacks(group: list[_Runnable], free: int | None) -> list[list[_Runnable]]:
     """Split a same-key group into stacks that fit the device memory together."""
     if free is None or len(group) == 1:
         return [group]
@@ -381,7 +394,7 @@ def _chunks(group: list[_Prepared], free: int | None) -> list[list[_Prepared]]:
     first = group[0]
     w, h = output_size(*first.content.size, first.options)
     dtype_bytes, channels_last = _precision(first.options)
-    scale = max(p.options.style_scale for p in group)
+    scale = max(r.options.style_scale for r in group)
     n = len(group)
     while n > 1 and estimate_job_bytes(w, h, n, dtype_bytes, channels_last, style_scale=scale) > free:
         n -= 1
@@ -389,91 +402,87 @@ def _chunks(group: list[_Prepared], free: int | None) -> list[list[_Prepared]]:
 
 
 def _run_stack(
-    chunk: list[_Prepared],
+    stack: list[_Runnable],
     emit: Emit,
     end: Emit,
-    ended: dict[str, JobEvent],
+    ends: dict[str, JobEvent],
     should_cancel: Callable[[str], bool],
     settings: WorkerSettings,
-) -> None:
-    from stylecore.batch import BatchItem, stylize_batch
+    note: str | None = None,
+) -> str | None:
+    """Run one stack through the engine; returns a device fault, if one ended it.
+
+    `note` goes on each job's `started` event instead of its first own note (a job that left
+    a stack, or is retried smaller, says why it starts again).
+    """
+    from stylecore import batch
     from stylecore.events import Cancelled
+    from stylecore.imageio import ImageError
+    from stylecore.options import OptionsError
 
-    items = []
-    reporters: dict[str, _Reporter] = {}
     started = time.monotonic()
-    for p in chunk:
-        jid = p.job.job_id
-        note = p.notes[0] if p.notes else None
-        emit(JobEvent("started", jid, step=0, total=p.options.steps, note=note, batch_size=len(chunk)))
-        reporters[jid] = rep = _Reporter(jid, p.options.preview_size, emit, settings)
+    reporters: dict[str, _Reporter] = {}
+    items = []
+    for r in stack:
+        first_note = note or (r.notes[0] if r.notes else None)
+        size = len(stack) if len(stack) > 1 else None
+        emit(JobEvent("started", r.job_id, step=0, total=r.options.steps, note=first_note, batch_size=size))
+        reporters[r.job_id] = rep = _Reporter(r.job_id, r.options.preview_size, emit, settings)
 
-        def finished(outcome, _p=p, _rep=rep) -> None:
-            jid = _p.job.job_id
+        def finished(outcome: object, r: _Runnable = r, rep: _Reporter = rep) -> None:
             if isinstance(outcome, Cancelled):
-                end(
-                    JobEvent(
-                        "cancelled", jid, step=_rep.step, total=_p.options.steps, elapsed=time.monotonic() - started
-                    )
-                )
+                elapsed = time.monotonic() - started
+                end(JobEvent("cancelled", r.job_id, step=rep.step, total=r.options.steps, elapsed=elapsed))
             else:
-                end(_done_event(jid, outcome, _p.notes))
+                end(_done_event(r.job_id, outcome, r.notes))  # type: ignore[arg-type]
 
+        cancel = functools.partial(should_cancel, r.job_id)
         items.append(
-            BatchItem(
-                p.content,
-                p.style,
-                p.options,
-                on_progress=rep,
-                should_cancel=lambda jid=jid: should_cancel(jid),
-                on_finish=finished,
-            )
+            batch.BatchItem(r.content, r.style, r.options, on_progress=rep, should_cancel=cancel, on_finish=finished)
         )
     try:
-        stylize_batch(items)
+        batch.stylize_batch(items)
+        return None
     except Exception as e:
-        oom = is_oom(e)
-        if not oom:
-            log.error("batch %s failed:\n%s", [p.job.job_id for p in chunk], traceback.format_exc())
+        error = e
+    left = [r for r in stack if r.job_id not in ends]
+    if is_oom(error):
         _free_memory()
-        for p in chunk:
-            jid = p.job.job_id
-            if jid in ended:
-                continue
-            if oom:  # alone, each job gets its own size check and OOM retry
-                note = f"the batch of {len(chunk)} jobs ran out of memory; retrying this job on its own"
-                end(_run_prepared(p, emit, lambda jid=jid: should_cancel(jid), settings, note))
-            else:
-                end(
-                    _failed(
-                        jid, reporters[jid].step, "internal", f"the style transfer failed ({type(e).__name__}: {e})"
-                    )
-                )
+        if len(stack) > 1:  # alone, each job gets its own size check and OOM retry
+            alone = f"the batch of {len(stack)} jobs ran out of memory; retrying this job on its own"
+            faults = [_run_stack([r], emit, end, ends, should_cancel, settings, alone) for r in left]
+            return next((f for f in faults if f), None)
+        for r in left:
+            smaller = max(16, int(r.options.size * settings.oom_retry_scale))
+            if r.oom_retried or smaller >= r.options.size:
+                message = f"ran out of memory at {r.options.size} px, even after retrying smaller"
+                end(_failed(r.job_id, reporters[r.job_id].step, "oom", message))
+                return None
+            retry = f"ran out of memory at {r.options.size} px; retrying at {smaller} px"
+            r.notes.append(retry)
+            r.options, r.oom_retried = r.options.replace(size=smaller), True
+            return _run_stack([r], emit, end, ends, should_cancel, settings, retry)
+        return None
+    fault = device_fault(error)
+    if isinstance(error, (ImageError, OptionsError)):
+        reason, message = "bad_input", getattr(error, "user_message", None) or str(error)
+    else:
+        log.error("job(s) %s failed:\n%s", [r.job_id for r in stack], "".join(traceback.format_exception(error)))
+        reason, message = "internal", f"the style transfer failed ({type(error).__name__}: {error})"
+    for r in left:
+        end(_failed(r.job_id, reporters[r.job_id].step, reason, message))
+    return fault
 
 
-def worker_identity(settings: WorkerSettings | None = None, device: str | None = None) -> dict[str, object]:
-    """What a worker reports about itself once warm: pid (fault tests, ops), and for operators
-    its device, memory and the largest job it can take.
-
-    `max_side` is the longest side (px, 4:3 image, one job) whose estimate fits the worker's
-    memory budget now, with the network loaded: what `/stylebot status` shows and admins
-    compare their size limits with. None where nothing caps memory (CPU without a limit).
-    """
-    info: dict[str, object] = {"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
-    if device is None:
-        return info
-    import torch
-
-    from stylecore.memory import max_side_for
-
-    settings = settings or WorkerSettings()
-    info["device"] = device
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        props = torch.cuda.get_device_properties(dev)
-        info["gpu"], info["memory_total"] = props.name, int(props.total_memory)
-    budget = memory_budget(device, settings)
-    dtype_bytes, channels_last = _precision(StyleOptions(device=device))
-    info["memory_budget"] = budget
-    info["max_side"] = None if budget is None else max_side_for(budget, 0.75, 1, dtype_bytes, channels_last)
-    return info
+__all__ = [
+    "RunOutcome",
+    "device_fault",
+    "device_free_bytes",
+    "device_name",
+    "is_oom",
+    "memory_budget",
+    "plan_of",
+    "run_jobs",
+    "start_worker",
+    "worker_identity",
+]

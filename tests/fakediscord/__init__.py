@@ -1,10 +1,15 @@
 """A fake Discord (REST v10 + gateway + CDN) on 127.0.0.1 that the real discord.py client talks to.
 
-Import ``FakeDiscord`` and use it as an async context manager; see ``server.py`` for the API.
+Import ``FakeDiscord`` and use it as an async context manager; README.md describes what it
+implements and how to drive it.
 """
 
-from .recording import Fault, RecordedFile, RecordedRequest, client_log_problems
-from .server import DiscordError, FakeDiscord, GatewaySession
+from .errors import DiscordError
+from .faults import Fault, Hold
+from .gateway import GatewaySession
+from .ratelimits import BucketRule, BucketStats, RateLimitReport
+from .recording import RecordedFile, RecordedRequest, client_log_problems
+from .server import FakeDiscord
 from .state import (
     AppCommand,
     Attachment,
@@ -27,6 +32,8 @@ from .state import (
 __all__ = [
     "AppCommand",
     "Attachment",
+    "BucketRule",
+    "BucketStats",
     "Channel",
     "ChannelType",
     "DiscordError",
@@ -35,6 +42,7 @@ __all__ = [
     "Fault",
     "GatewaySession",
     "Guild",
+    "Hold",
     "Intent",
     "Interaction",
     "InteractionType",
@@ -43,6 +51,7 @@ __all__ = [
     "MessageFlag",
     "Overwrite",
     "Perm",
+    "RateLimitReport",
     "RecordedFile",
     "RecordedRequest",
     "Role",

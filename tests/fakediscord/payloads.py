@@ -253,7 +253,7 @@ def message(
         "flags": m.flags,
         "reactions": [
             {
-                "emoji": _emoji_from_key(key),
+                "emoji": emoji_from_key(key),
                 "count": len(users),
                 "count_details": {"burst": 0, "normal": len(users)},
                 "me": state.bot_user.id in users,
@@ -313,16 +313,12 @@ def interaction_metadata(inter: Any) -> dict[str, Any]:
     return data
 
 
-def _emoji_from_key(key: str) -> dict[str, Any]:
+def emoji_from_key(key: str) -> dict[str, Any]:
+    """Partial emoji payload for a reaction key (``"👍"`` or ``"name:id"``)."""
     if ":" in key:
         name, _, eid = key.partition(":")
         return {"id": eid, "name": name, "animated": False}
     return {"id": None, "name": key}
-
-
-def emoji_from_key(key: str) -> dict[str, Any]:
-    """Partial emoji payload for a reaction key (``"👍"`` or ``"name:id"``)."""
-    return _emoji_from_key(key)
 
 
 def app_command(cmd: AppCommand) -> dict[str, Any]:

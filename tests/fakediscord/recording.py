@@ -1,9 +1,5 @@
-"""Request recording and fault injection for the fake Discord.
-
-Tests assert on what the bot actually sent over the wire (including uploaded bytes), so every
-request is kept with its parsed body. Faults let a test make the next matching call fail the way
-Discord really fails (status, JSON error body, 429 headers) without touching the bot.
-"""
+"""Request recording: tests assert on what the bot actually sent over the wire (including uploaded
+bytes), so every request is kept with its parsed body, its answer and when it arrived."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.message import Message as _MimeHeaders
 from typing import Any
@@ -53,7 +49,8 @@ class RecordedRequest:
 
     ``path`` is relative to ``/api/v10`` for API calls (``api`` True) and the raw path for CDN
     downloads. ``json`` is the JSON body, or the decoded ``payload_json`` part of a multipart body.
-    ``status``/``response`` are filled in once the fake has answered.
+    ``status``/``response``/``response_headers`` are filled in once the fake has answered; ``fault``
+    marks an injected failure and ``rate_limited`` names the bucket whose 429 answered the request.
     """
 
     method: str
@@ -67,7 +64,9 @@ class RecordedRequest:
     form: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     response: Any = None
+    response_headers: dict[str, str] = field(default_factory=dict)
     fault: bool = False
+    rate_limited: str | None = None
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -85,74 +84,6 @@ class RecordedRequest:
     def __repr__(self) -> str:
         extra = f" files={[f.filename for f in self.files]}" if self.files else ""
         return f"<RecordedRequest {self.method} {self.path} -> {self.status}{extra}>"
-
-
-@dataclass
-class Fault:
-    """An injected failure for the next ``times`` requests matching ``method``/``pattern``.
-
-    For 429 the fake sends what Discord sends: a JSON body with ``retry_after``/``global`` and a
-    ``Via`` header (discord.py treats a 429 without ``Via`` as a Cloudflare ban and gives up).
-    ``delay`` holds the response back, to exercise client timeouts.
-    """
-
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    times: int = 1
-    json: Any = None
-    retry_after: float = 0.05
-    is_global: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    predicate: Callable[[RecordedRequest], bool] | None = None
-    hits: int = 0
-
-    def matches(self, req: RecordedRequest) -> bool:
-        if self.times <= 0 or not method_matches(self.method, req.method):
-            return False
-        if not self.pattern.fullmatch(req.path):
-            return False
-        return self.predicate is None or bool(self.predicate(req))
-
-    def body(self) -> Any:
-        if self.json is not None:
-            return self.json
-        if self.status == 429:
-            return {
-                "message": "You are being rate limited.",
-                "retry_after": self.retry_after,
-                "global": self.is_global,
-            }
-        return default_error_body(self.status)
-
-    def response_headers(self) -> dict[str, str]:
-        headers = dict(self.headers)
-        if self.status == 429:
-            headers.setdefault("Via", "1.1 google")
-            headers.setdefault("Retry-After", str(max(1, round(self.retry_after))))
-            headers.setdefault("X-RateLimit-Scope", "shared" if not self.is_global else "global")
-            if self.is_global:
-                headers.setdefault("X-RateLimit-Global", "true")
-        return headers
-
-
-_DEFAULT_ERRORS: dict[int, tuple[str, int]] = {
-    400: ("400: Bad Request", 0),
-    401: ("401: Unauthorized", 0),
-    403: ("Missing Permissions", 50013),
-    404: ("404: Not Found", 0),
-    405: ("405: Method Not Allowed", 0),
-    413: ("Request entity too large", 40005),
-    500: ("500: Internal Server Error", 0),
-    502: ("502: Bad Gateway", 0),
-    503: ("503: Service Unavailable", 0),
-}
-
-
-def default_error_body(status: int) -> dict[str, Any]:
-    message, code = _DEFAULT_ERRORS.get(status, (f"{status}: Error", 0))
-    return {"message": message, "code": code}
 
 
 def parse_body(content_type: str, body: bytes) -> tuple[Any, list[RecordedFile], dict[str, str]]:

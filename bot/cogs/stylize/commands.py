@@ -1,0 +1,172 @@
+"""The stylize feature's commands: three ways to start a job, and /queue and /cancel.
+
+/stylize takes two attachments and the declared options it offers (each parameter typed,
+bounded and described from `stylecore.option_specs`); the "Stylize this image" message
+command opens a form for the style image; mentioning the bot in a reply (or with two images)
+starts a job from messages. /queue and /cancel show and stop jobs. The result and cancel
+buttons are registered here too, so they belong to the feature's lifetime.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import Transform
+from discord.ext import commands
+
+from bot import messages
+from bot.checks import check_bot_permissions, check_channel, image_attachments, is_admin
+from bot.cogs.stylize import requests
+from bot.cogs.stylize.parameters import Declared, describe_declared
+from bot.cogs.stylize.service import JobService
+from bot.cogs.stylize.uploads import DownloadSlots, Uploads
+from bot.cogs.stylize.views import AgainButton, CancelButton, StyleModal
+from bot.errors import BadInput, JobNotFound, describe
+from stylecore.imageio import ImageLimits
+
+if TYPE_CHECKING:
+    from bot.bot import StyleBot
+
+log = logging.getLogger(__name__)
+
+
+class Stylize(commands.Cog):
+    def __init__(self, bot: StyleBot) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Stylize this image", callback=self.stylize_menu)
+        assert bot.executor is not None and bot.decoder is not None, "both start before the extensions load"
+        config = bot.config
+        uploads = Uploads(
+            bot.decoder,
+            ImageLimits(max_bytes=config.max_input_bytes, max_pixels=config.max_input_pixels),
+            DownloadSlots(config.max_downloads, config.max_downloads_per_member),
+        )
+        self.service = JobService(
+            bot, bot.db, bot.executor, config, bot.base_settings, bot.metrics, uploads=uploads, ceilings=bot.ceilings
+        )
+
+    async def cog_load(self) -> None:
+        """Serve the buttons of earlier messages, then re-queue what a previous process left."""
+        self.bot.jobs = self.service
+        self.bot.tree.add_command(self.menu)
+        self.bot.add_dynamic_items(CancelButton, AgainButton)
+        self.bot.recovered = await self.service.recover()
+        if self.bot.recovered:
+            log.info("re-queued %d job(s) from before the restart", self.bot.recovered)
+
+    async def cog_unload(self) -> None:
+        """Stop taking jobs and pause the unfinished ones for the next start (the SIGTERM path)."""
+        try:
+            await self.service.drain(self.bot.config.shutdown_grace)
+        except Exception:
+            log.exception("draining jobs failed")
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.bot.remove_dynamic_items(CancelButton, AgainButton)
+
+    # -- starting a job ---------------------------------------------------------------------
+
+    @app_commands.command(name="stylize", description="Paint one image in the style of another")
+    @app_commands.describe(content="The picture to repaint", style="The picture whose style to use")
+    @describe_declared
+    async def stylize(
+        self,
+        interaction: discord.Interaction[StyleBot],
+        content: discord.Attachment,
+        style: discord.Attachment,
+        size: Transform[int, Declared("size")] | None = None,
+        steps: Transform[int, Declared("steps")] | None = None,
+        strength: Transform[float, Declared("strength")] | None = None,
+        preserve_colors: Transform[str, Declared("preserve_colors")] | None = None,
+        seed: Transform[int, Declared("seed")] | None = None,
+    ) -> None:
+        choices = {"size": size, "steps": steps, "strength": strength, "preserve_colors": preserve_colors, "seed": seed}
+        await requests.from_interaction(self.service, interaction, content, style, source="slash", choices=choices)
+
+    async def stylize_menu(self, interaction: discord.Interaction[StyleBot], message: discord.Message) -> None:
+        images = image_attachments(message)
+        if not images:
+            raise BadInput(messages.NO_IMAGE_IN_MESSAGE)
+        settings = await self.service.settings_for(interaction.guild_id)
+        check_channel(settings, interaction.channel)
+        if interaction.guild_id is not None:
+            check_bot_permissions(interaction.app_permissions)
+        await interaction.response.send_modal(StyleModal(images[0], requests.server_defaults(settings)))
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if message.author.bot or me is None or not any(u.id == me.id for u in message.mentions):
+            return
+        referenced = None
+        if message.reference is not None and message.reference.message_id is not None:
+            referenced = message.reference.resolved if isinstance(message.reference.resolved, discord.Message) else None
+            if referenced is None:
+                try:
+                    referenced = await message.channel.fetch_message(message.reference.message_id)
+                except discord.HTTPException:
+                    referenced = None
+        try:
+            if referenced is None and not image_attachments(message):
+                raise BadInput(messages.USAGE)
+            content, style = requests.pick_message_images(message, referenced)
+            await requests.from_message(self.service, message, content, style)
+        except Exception as exc:
+            text, expected = describe(exc)
+            if expected:
+                log.info("refused reply-flow job from %s: %s", message.author.id, text)
+            else:
+                log.error("reply flow failed for message %s", message.id, exc_info=exc)
+            try:
+                await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+            except discord.HTTPException:
+                log.warning("could not answer message %s in channel %s", message.id, message.channel.id)
+
+    # -- your jobs --------------------------------------------------------------------------
+
+    @app_commands.command(name="queue", description="Show your jobs and where they are in the queue")
+    async def queue(self, interaction: discord.Interaction[StyleBot]) -> None:
+        admin = interaction.guild is not None and is_admin(interaction.permissions)
+        entries = self.service.queue(interaction.guild_id)
+        shown = entries if admin else [(e, ev) for e, ev in entries if e.meta.get("owner_id") == interaction.user.id]
+        lines = [
+            messages.queue_entry(
+                e.job_id,
+                e.state,
+                position=e.position,
+                eta=e.eta,
+                step=ev.step if ev else None,
+                total=ev.total if ev else None,
+                owner_id=e.meta.get("owner_id", e.user_id) if admin else None,
+            )
+            for e, ev in shown
+        ]
+        text = messages.queue_listing(lines, admin=admin, others=len(entries) - len(shown))
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="cancel", description="Cancel one of your jobs (the latest if none is given)")
+    @app_commands.describe(job="The job id shown on its message")
+    async def cancel(self, interaction: discord.Interaction[StyleBot], job: str | None = None) -> None:
+        if job is None:
+            mine = await self.service.active_jobs(interaction.guild_id, interaction.user.id)
+            if not mine:
+                raise JobNotFound(messages.NO_ACTIVE_JOBS)
+            job = mine[-1].job_id
+        job = job.strip().strip("`")
+        interaction.extras["job_id"] = job
+        await self.service.cancel_by(job, interaction.user.id, interaction.permissions, interaction.guild_id)
+        await interaction.response.send_message(messages.cancelling(job), ephemeral=True)
+
+    @cancel.autocomplete("job")
+    async def cancel_autocomplete(
+        self, interaction: discord.Interaction[StyleBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        owner = None if is_admin(interaction.permissions) else interaction.user.id
+        records = await self.service.active_jobs(interaction.guild_id, owner)
+        return [
+            app_commands.Choice(name=messages.job_choice(r.job_id, r.state), value=r.job_id)
+            for r in reversed(records)
+            if r.job_id.startswith(current.strip())
+        ][:25]

@@ -1,0 +1,66 @@
+"""Slash-command parameters built from the engine's option declarations.
+
+`Transform[int, Declared("size")]` in a command's signature gives the parameter the declared
+bounds and labelled choices (Discord shows and enforces them, see "Application Command Option" in
+Discord's developer docs), and `describe_declared` gives each such parameter the declared
+help as its description — so /stylize never restates a bound, a choice or a help line.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import discord
+from discord import app_commands
+
+from stylecore.option_specs import OPTION_SPECS, OptionsError, OptionSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TYPES = {
+    int: discord.AppCommandOptionType.integer,
+    float: discord.AppCommandOptionType.number,
+    str: discord.AppCommandOptionType.string,
+}
+
+
+class Declared(app_commands.Transformer):
+    """`app_commands.Transform[int, Declared("size")]`: the parameter's type, range and choices read
+    from the option's declaration, as `app_commands.Range[int, 16, 4096]` would state them."""
+
+    def __init__(self, name: str) -> None:
+        self.spec: OptionSpec = OPTION_SPECS[name]
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return _TYPES[self.spec.kind]
+
+    @property
+    def min_value(self) -> int | float | None:
+        return None if self.spec.low is None else self.spec.kind(self.spec.low)
+
+    @property
+    def max_value(self) -> int | float | None:
+        return None if self.spec.high is None else self.spec.kind(self.spec.high)
+
+    @property
+    def choices(self) -> list[app_commands.Choice[int | float | str]] | None:
+        if self.spec.choices is None:
+            return None
+        return [app_commands.Choice(name=label, value=value) for value, label in self.spec.choices.items()]
+
+    async def transform(self, interaction: discord.Interaction[Any], value: Any, /) -> Any:
+        """Discord enforces the range and choices; this catches open bounds and anything sent around them."""
+        try:
+            return self.spec.check(self.spec.kind(value))
+        except (OptionsError, ValueError) as exc:
+            raise app_commands.TransformerError(value, self.type, self) from exc
+
+
+def describe_declared(func: F) -> F:
+    """`app_commands.describe` for every parameter of `func` that names a declared option."""
+    names = [name for name in inspect.signature(func).parameters if name in OPTION_SPECS]
+    help_lines = {name: OPTION_SPECS[name].help for name in names}
+    return app_commands.describe(**{n: (h[:1].upper() + h[1:])[:100] for n, h in help_lines.items()})(func)

@@ -1,0 +1,154 @@
+"""Buttons and the context menu's form.
+
+Both kinds of button are `DynamicItem`s whose custom_id carries the job id, so they keep
+working after a restart without any in-memory view (discord.py's `Client.add_dynamic_items`):
+Cancel on progress messages, More style / Less style / Re-run on results. Their callbacks
+only parse and delegate to the service or the requests module; errors go through the same
+handler as slash commands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import ui
+
+from bot import messages
+from bot.cogs.stylize import requests
+from bot.errors import BadInput, handle_interaction_error
+from stylecore.option_specs import OPTION_SPECS, OptionsError
+
+if TYPE_CHECKING:
+    from bot.bot import StyleBot
+
+JOB_ID = r"[0-9a-f]{6,32}"
+AGAIN_ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "more": ("More style", "➕", discord.ButtonStyle.primary),
+    "less": ("Less style", "➖", discord.ButtonStyle.secondary),
+    "rerun": ("Re-run", "🔁", discord.ButtonStyle.secondary),
+}
+
+
+class CancelButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:cancel:(?P<job>{JOB_ID})"):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            ui.Button(
+                label="Cancel",
+                emoji="✖️",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"stylebot:cancel:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
+        try:
+            interaction.extras["job_id"] = self.job_id
+            await interaction.client.jobs.cancel_by(
+                self.job_id, interaction.user.id, interaction.permissions, interaction.guild_id
+            )
+            await interaction.response.send_message(messages.cancelling(self.job_id), ephemeral=True)
+        except Exception as exc:
+            await handle_interaction_error(interaction, exc)
+
+
+class AgainButton(
+    ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:again:(?P<action>more|less|rerun):(?P<job>{JOB_ID})"
+):
+    def __init__(self, action: str, job_id: str) -> None:
+        label, emoji, style = AGAIN_ACTIONS[action]
+        super().__init__(
+            ui.Button(label=label, emoji=emoji, style=style, custom_id=f"stylebot:again:{action}:{job_id}")
+        )
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> AgainButton:
+        return cls(match["action"], match["job"])
+
+    async def callback(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
+        try:
+            await requests.run_again(interaction.client.jobs, interaction, self.job_id, self.action)
+        except Exception as exc:
+            await handle_interaction_error(interaction, exc)
+
+
+def progress_view(job_id: str) -> ui.View:
+    view = ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
+
+
+def result_view(job_id: str) -> ui.View:
+    view = ui.View(timeout=None)
+    for action in AGAIN_ACTIONS:
+        view.add_item(AgainButton(action, job_id))
+    return view
+
+
+class StyleModal(ui.Modal, title="Stylize this image"):
+    """The context menu's form: the style image (a file upload) and the options in `OPTIONS`,
+    each a text field built from its declaration and prefilled with this server's default."""
+
+    OPTIONS: tuple[str, ...] = ("strength",)
+
+    def __init__(self, content: discord.Attachment, defaults: Mapping[str, Any]) -> None:
+        super().__init__(timeout=600)
+        self.content = content
+        self.style_file: ui.FileUpload[Any] = ui.FileUpload(
+            custom_id="stylebot:modal:style", required=True, min_values=1, max_values=1
+        )
+        self.add_item(
+            ui.Label(text="Style image", description="The picture whose style to apply", component=self.style_file)
+        )
+        self.fields: dict[str, ui.TextInput[Any]] = {}
+        for name in self.OPTIONS:
+            spec = OPTION_SPECS[name]
+            default = defaults.get(name)
+            field: ui.TextInput[Any] = ui.TextInput(
+                custom_id=f"stylebot:modal:{name}",
+                required=False,
+                default=None if default is None else spec.fmt(default),
+                max_length=20,
+            )
+            description = f"{spec.help[:1].upper()}{spec.help[1:]}; {spec.bounds()}"
+            self.add_item(ui.Label(text=_label(name), description=description[:100], component=field))
+            self.fields[name] = field
+
+    def choices(self) -> dict[str, Any]:
+        """The typed values, checked against their declarations; empty fields are left out."""
+        out: dict[str, Any] = {}
+        for name, field in self.fields.items():
+            raw = (field.value or "").strip()
+            if not raw:
+                continue
+            try:
+                out[name] = OPTION_SPECS[name].parse(raw)
+            except OptionsError as exc:
+                raise BadInput(messages.bad_field(_label(name), str(exc))) from None
+        return out
+
+    async def on_submit(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
+        style = self.style_file.values[0] if self.style_file.values else None
+        await requests.from_interaction(
+            interaction.client.jobs, interaction, self.content, style, source="menu", choices=self.choices()
+        )
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
+        await handle_interaction_error(interaction, error)
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()

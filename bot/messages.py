@@ -1,0 +1,497 @@
+"""Every sentence the bot says to people, as pure functions of plain values.
+
+Progress and result messages, the queue listing, the status text, refusals and error texts
+all live here, so a change of wording is an edit of this module (and of the tests that read
+it), never a hunt through the code. Kept free of Discord objects so texts can be tested
+directly and so "nothing changed" is a string comparison in the progress editor. Markdown
+is Discord's subset (https://support.discord.com/hc/en-us/articles/210298617): `-#` makes
+a line small and grey, `<@id>` mentions a user, `<#id>` a channel.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from stylecore.option_specs import OPTION_SPECS
+from stylecore.options import StyleOptions
+
+# -- building blocks ------------------------------------------------------------------------
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "unknown"
+    s = round(seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def fmt_gib(n_bytes: object) -> str:
+    """A byte count as GiB for people ("1.5 GiB", "140 GiB"); "?" when unknown."""
+    if not isinstance(n_bytes, int):
+        return "?"
+    gib = n_bytes / 2**30
+    return f"{gib:.1f} GiB" if gib < 10 else f"{gib:.0f} GiB"
+
+
+def _names(perms: Iterable[str]) -> str:
+    """Permission flags as Discord's client names them ("manage_guild" -> "Manage Server")."""
+    return ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in perms)
+
+
+def _one_line(note: str | None) -> str | None:
+    """A note from the executor as one line with its first letter up (it may be None)."""
+    if not note:
+        return None
+    line = " ".join(note.split())
+    return line[:1].upper() + line[1:]
+
+
+# How each option reads in a job's footer; options not listed read "name value".
+_SETTING_WORDS: dict[str, str] = {
+    "size": "size {}",
+    "steps": "{} steps",
+    "strength": "strength {}",
+    "preserve_colors": "colors {}",
+    "seed": "seed {}",
+}
+_ALWAYS_SHOWN = ("size", "steps", "strength", "seed")
+
+
+def settings_line(options: Mapping[str, Any]) -> str:
+    """A job's settings in one line: size, steps, strength and seed always, and every other declared
+    option that differs from the engine's default, so a newly offered option shows up by itself."""
+    defaults = _engine_defaults()
+    parts = []
+    for name, spec in OPTION_SPECS.items():
+        if name not in options:
+            continue
+        value = options[name]
+        if value is None or (name not in _ALWAYS_SHOWN and value == defaults.get(name)):
+            continue
+        parts.append(_SETTING_WORDS.get(name, name.replace("_", " ") + " {}").format(spec.fmt(value)))
+    return " · ".join(parts)
+
+
+@functools.cache
+def _engine_defaults() -> dict[str, Any]:
+    return StyleOptions().to_dict()
+
+
+def _footer(job_id: str, options: Mapping[str, Any]) -> str:
+    return f"-# {settings_line(options)} · job `{job_id}`"
+
+
+def _note_line(note: str | None) -> str:
+    return f"-# ⚠️ {note}\n" if note else ""
+
+
+# -- a job's message, from queued to its end ------------------------------------------------
+
+RESUMED_AFTER_RESTART = "🔄 The bot restarted; your job is back in the queue."
+
+
+def queued(
+    job_id: str, options: Mapping[str, Any], position: int | None, eta: float | None, *, note: str | None = None
+) -> str:
+    where = f"position {position}" if position else "waiting"
+    eta_part = f" · done in ~{fmt_duration(eta)}" if eta is not None else ""  # (eta: start + run)
+    head = f"{note}\n" if note else ""
+    return f"{head}⏳ **Queued** — {where}{eta_part}\n{_footer(job_id, options)}"
+
+
+def starting(job_id: str, options: Mapping[str, Any], *, note: str | None = None) -> str:
+    return f"🎨 **Starting…**\n{_note_line(note)}{_footer(job_id, options)}"
+
+
+def running(
+    job_id: str,
+    options: Mapping[str, Any],
+    step: int,
+    total: int,
+    eta: float | None,
+    loss: float | None,
+    *,
+    note: str | None = None,
+) -> str:
+    pct = int(100 * step / total) if total else 0
+    bar_len = 12
+    filled = round(bar_len * step / total) if total else 0
+    bar = "█" * filled + "░" * (bar_len - filled)
+    bits = [f"step {step}/{total} ({pct}%)"]
+    if eta is not None:
+        bits.append(f"ETA {fmt_duration(eta)}")
+    if loss is not None:
+        bits.append(f"loss {loss:.3g}")
+    return f"🎨 **Stylizing** `{bar}` " + " · ".join(bits) + f"\n{_note_line(note)}{_footer(job_id, options)}"
+
+
+def sent_as(fmt: str, limit_bytes: int) -> str:
+    return f"Sent as {fmt.upper()} to fit the upload limit ({limit_bytes // 1024} KB)"
+
+
+def done(
+    job_id: str,
+    options: Mapping[str, Any],
+    *,
+    seconds: float,
+    width: int,
+    height: int,
+    device: str,
+    fmt: str,
+    owner_id: int | None = None,
+    notes: Sequence[str | None] = (),
+) -> str:
+    who = f" for <@{owner_id}>" if owner_id else ""
+    lines = [f"-# {n}" for n in dict.fromkeys(filter(None, map(_one_line, notes)))]
+    extra = "".join(f"\n{line}" for line in lines)
+    return (
+        f"✅ **Done**{who} in {fmt_duration(seconds)} · {width}×{height} {fmt.upper()} on {device}{extra}\n"
+        f"{_footer(job_id, options)}"
+    )
+
+
+def failed(job_id: str, options: Mapping[str, Any], message: str) -> str:
+    return f"⚠️ **Failed** — {message}\n{_footer(job_id, options)}"
+
+
+def cancelled(job_id: str, options: Mapping[str, Any], by: int | None) -> str:
+    who = f" by <@{by}>" if by else ""
+    return f"🛑 **Cancelled**{who}.\n{_footer(job_id, options)}"
+
+
+def paused(job_id: str, options: Mapping[str, Any]) -> str:
+    return (
+        "⏸️ **Paused** — the bot is restarting. This job is saved and will continue when it's back.\n"
+        f"{_footer(job_id, options)}"
+    )
+
+
+def executor_note(note: str | None) -> str | None:
+    """The executor's word on a run (ran smaller, retried...) as one line for the job's message."""
+    return _one_line(note)
+
+
+def failed_privately(job_id: str, message: str) -> str:
+    return f"Job `{job_id}`: {message}"
+
+
+_FAILURE_REASONS: dict[str, str] = {
+    "bad_input": "I couldn't use one of the images: {error}",
+    "worker_lost": "The worker running your job stopped unexpectedly. Please try again.",
+    "oom": "That ran out of memory; try a smaller size.",
+    "timeout": "That took too long and was stopped; try fewer steps or a smaller size.",
+    "shutdown": "The bot is restarting; your job will be picked up again when it's back.",
+    "internal": "Something went wrong while stylizing: {error}",
+}
+
+
+def failure(error: str | None, reason: str | None) -> str:
+    """Why a job failed, by the executor's failure reason."""
+    template = _FAILURE_REASONS.get(reason or "internal", _FAILURE_REASONS["internal"])
+    return template.format(error=(error or "unknown error").rstrip("."))
+
+
+STOPPED_REPORTING = "the job stopped reporting"
+INPUTS_LOST_IN_RESTART = "the bot restarted and this job's images were no longer stored. Please run it again."
+
+
+def requeue_failed(error: object) -> str:
+    return f"the bot restarted and couldn't re-queue this job ({error}). Please run it again."
+
+
+# -- /queue and /cancel ---------------------------------------------------------------------
+
+
+def queue_entry(
+    job_id: str,
+    state: str,
+    *,
+    position: int | None,
+    eta: float | None,
+    step: int | None = None,
+    total: int | None = None,
+    owner_id: int | None = None,
+) -> str:
+    """One line of /queue; `owner_id` is shown to admins, who see everyone's jobs."""
+    owner = f" — <@{owner_id}>" if owner_id is not None else ""
+    if state == "running":
+        where = (
+            f"running, step {step}/{total} ({int(100 * step / total)}%)" if step is not None and total else "running"
+        )
+        left = f", about {fmt_duration(eta)} left" if eta is not None else ""
+    else:
+        where = f"queued, position {position}"
+        left = f", done in ~{fmt_duration(eta)}" if eta is not None else ""
+    return f"`{job_id}` {where}{left}{owner}"
+
+
+def queue_listing(lines: Sequence[str], *, admin: bool, others: int) -> str:
+    """/queue: your jobs (an admin: every job in the server), or why the list is empty."""
+    if lines:
+        title = "**All jobs in this server**" if admin else "**Your jobs**"
+        return "\n".join([title, *lines])
+    if admin:
+        return "No jobs are queued or running here."
+    text = NO_ACTIVE_JOBS
+    return f"{text} ({others} job(s) from others are in the queue.)" if others else text
+
+
+NO_ACTIVE_JOBS = "You have no jobs queued or running."
+
+
+def cancelling(job_id: str) -> str:
+    return f"Cancelling job `{job_id}`."
+
+
+def job_choice(job_id: str, state: str) -> str:
+    return f"{job_id} ({state})"
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+RESTARTING = "I'm restarting and not taking new jobs; please try again in a minute."
+USAGE = (
+    "To stylize, reply to a message that has an image, mention me and attach the style image — "
+    "or mention me with two images (content first, then style). You can also use /stylize."
+)
+NO_IMAGE_IN_MESSAGE = "That message has no image attachment to stylize."
+REPLIED_TO_HAS_NO_IMAGE = (
+    "The message you replied to has no image attachment. Reply to a message with an "
+    "image and attach the style image, or attach two images (content first)."
+)
+NEED_STYLE_IMAGE = (
+    "Attach a style image when you reply to a message with an image, or attach two images "
+    "(content first, then style) and mention me."
+)
+
+
+def too_many_jobs(
+    job_ids: Sequence[str], limit: int, *, where: str = "server", waiting: bool = False, starting: int = 0
+) -> str:
+    """Every per-member job limit refuses with this text, from the facts of the executor's refusal:
+    `where` is the limit's scope ("server" or "dm": this server's or DMs' own limit; "everywhere": the
+    operator's cap across all servers), `waiting` whether it counts only jobs not yet started, and
+    `starting` the member's requests still being downloaded and checked."""
+    listed = [f"`{j}`" for j in job_ids] + ([f"{starting} starting"] if starting else [])
+    what = "waiting to start" if waiting else "queued or running"
+    scope = {"server": "in this server", "dm": "in DMs"}.get(where, "across all servers")
+    then = "start" if waiting else "finish"
+    return (
+        f"You already have {len(job_ids) + starting} job(s) {what} {scope} ({', '.join(listed)}); "
+        f"the limit is {limit}. Wait for one to {then} or use /cancel."
+    )
+
+
+def cooldown(left: float, cooldown_seconds: float) -> str:
+    return (
+        f"Please wait {fmt_duration(left)} before starting another job "
+        f"(this server's cooldown is {cooldown_seconds:g} s)."
+    )
+
+
+def queue_full(detail: object) -> str:
+    return f"The queue is full right now ({detail}). Please try again in a few minutes."
+
+
+def missing_attachment(what: str) -> str:
+    return f"I need a {what}; attach one and try again."
+
+
+def not_an_image(what: str, filename: str) -> str:
+    return f"The {what} (`{filename}`) isn't an image. Use PNG, JPEG, WebP, GIF or BMP."
+
+
+def attachment_too_large(what: str, size: int, limit: int) -> str:
+    return f"The {what} is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB."
+
+
+def attachment_gone(what: str) -> str:
+    return f"The {what} was deleted before I could download it; attach it again."
+
+
+def download_failed(what: str) -> str:
+    return f"I couldn't download the {what} from Discord; please try again."
+
+
+def unusable_image(what: str, problem: str) -> str:
+    """An attachment that is not a usable image; `problem` is the image checker's own sentence."""
+    return f"The {what} can't be used. {problem}"
+
+
+def size_over_limit(size: int, limit: int) -> str:
+    return f"Size {size} px is over this server's limit of {limit} px (max_size)."
+
+
+def steps_over_limit(steps: int, limit: int) -> str:
+    return f"{steps} steps is over this server's limit of {limit} steps (max_steps)."
+
+
+def channel_not_allowed(channel_ids: Iterable[int]) -> str:
+    where = " ".join(f"<#{c}>" for c in channel_ids)
+    return f"I don't take jobs in this channel. Try {where}."
+
+
+def bot_lacks(perms: Iterable[str]) -> str:
+    return f"I can't post results here: I'm missing the {_names(perms)} permission in this channel."
+
+
+NOT_ADMIN = "You need the Manage Server permission to change StyleBot's settings."
+NOT_YOUR_JOB = "Only the person who started this job, or someone with Manage Messages, can cancel it."
+
+
+def unknown_job(job_id: str) -> str:
+    return f"I don't know a job `{job_id}`."
+
+
+def forgotten_job(job_id: str) -> str:
+    return f"I no longer know job `{job_id}`."
+
+
+def already_finished(job_id: str, state: str | None = None) -> str:
+    return f"Job `{job_id}` has already finished ({state})." if state else f"Job `{job_id}` has already finished."
+
+
+def inputs_expired(ttl_seconds: float) -> str:
+    return (
+        f"The images behind this result are no longer kept (they're deleted after "
+        f"{ttl_seconds / 3600:g} h). Start a new one with /stylize."
+    )
+
+
+def bad_field(label: str, problem: str) -> str:
+    """A value typed into a form field that cannot be used."""
+    return f"{label} {problem}."
+
+
+# -- describing errors ----------------------------------------------------------------------
+
+
+def bad_options(detail: object) -> str:
+    return f"Those settings don't work: {detail}"
+
+
+JOB_CANCELLED = "That job was cancelled."
+NO_DMS = "This only works in a server, not in DMs."
+NOT_HERE = "You can't use this here."
+CHANNEL_FORBIDDEN = (
+    "I'm missing a permission in this channel (I need View Channel, Send Messages, "
+    "Attach Files and Read Message History)."
+)
+FILE_TOO_LARGE = "That file is too large for Discord to accept."
+UNEXPECTED = "Something went wrong on my side. It has been logged; please try again."
+
+
+def user_missing(perms: Iterable[str]) -> str:
+    return f"You need the {_names(perms)} permission to do that."
+
+
+def bot_missing(perms: Iterable[str]) -> str:
+    return f"I need the {_names(perms)} permission in this channel."
+
+
+def slow_down(retry_after: float) -> str:
+    return f"Slow down a little; try again in {retry_after:.0f} s."
+
+
+# -- server settings (admins) ---------------------------------------------------------------
+
+
+def settings_table(rows: Iterable[tuple[str, str, str, bool]]) -> str:
+    """`/stylebot config show`: (key, value, description, overridden) per setting."""
+    lines = ["**StyleBot settings for this server**"]
+    for key, value, description, overridden in rows:
+        mark = "" if overridden else " *(default)*"
+        lines.append(f"`{key}` = **{value}**{mark}\n-# {description}")
+    return "\n".join(lines)
+
+
+def setting_changed(key: str, value: str) -> str:
+    return f"`{key}` is now **{value}**."
+
+
+def setting_reset(key: str, value: str) -> str:
+    return f"`{key}` is back to its default: **{value}**."
+
+
+ALL_SETTINGS_RESET = "All settings are back to their defaults."
+
+
+def cannot_set(key: str, problem: object) -> str:
+    return f"Can't set `{key}`: {problem}"
+
+
+def cannot_reset_alone(key: str, problem: object) -> str:
+    return f"Can't reset `{key}` alone: {problem}. Reset the other one too."
+
+
+def beyond_bound(value: str, bound: str, *, floor: bool) -> str:
+    """A server setting past the bot-wide bound its operator set."""
+    if floor:
+        return f"{value} is below this bot's minimum of {bound}, set by its operator"
+    return f"{value} is above this bot's ceiling of {bound}, set by its operator"
+
+
+def default_above_max(default_key: str, default: str, max_key: str, maximum: str) -> str:
+    return f"{default_key} ({default}) can't be above {max_key} ({maximum})"
+
+
+def unknown_setting(key: str, known: Iterable[str]) -> str:
+    return f"unknown setting {key!r}; choose one of: {', '.join(known)}"
+
+
+def bad_channels(token: str) -> str:
+    return f"expected channel mentions like #art or channel ids, or 'all'; got {token!r}"
+
+
+def channels(channel_ids: Sequence[int]) -> str:
+    return " ".join(f"<#{c}>" for c in channel_ids) if channel_ids else "all channels"
+
+
+# -- /stylebot status -----------------------------------------------------------------------
+
+
+def worker_line(info: Mapping[str, Any]) -> str:
+    """One worker as an operator needs it: where it runs, whether it is up, how large a job fits."""
+    device = str(info.get("device") or "starting")
+    if info.get("gpu"):
+        device += f" ({info['gpu']}, {fmt_gib(info.get('memory_total'))})"
+    state = "ready" if info.get("ready", True) else "down"
+    max_side = info.get("max_side")
+    if isinstance(max_side, int):
+        fits = f"jobs up to {max_side} px fit in {fmt_gib(info.get('memory_budget'))}" if max_side else "no job fits"
+    else:
+        fits = "no memory cap"
+    return f"`{info.get('slot', '?')}` {device} · {state} · {fits}"
+
+
+def status(
+    kind: str, workers: list[Mapping[str, Any]], running: int, queued: int, *, max_size: int, default_size: int
+) -> str:
+    """The bot's state for admins, and whether this server's size limit fits the workers."""
+    lines = [f"**StyleBot status** — {kind} executor, {len(workers)} worker(s)"]
+    lines += [worker_line(w) for w in workers] or ["no worker is up yet"]
+    lines.append(f"Jobs: {running} running, {queued} waiting")
+    lines.append(f"This server: sizes up to {max_size} px (default {default_size} px)")
+    warning = size_warning(max_size, workers)
+    if warning:
+        lines.append(warning)
+    return "\n".join(lines)
+
+
+def size_warning(max_size: int, workers: list[Mapping[str, Any]]) -> str | None:
+    """A warning when members may ask for more pixels than the smallest worker's memory holds."""
+    sides = [w["max_side"] for w in workers if isinstance(w.get("max_side"), int)]
+    if not sides or max_size <= min(sides):
+        return None
+    return (
+        f"-# ⚠️ `max_size` is above what fits in a worker's memory ({min(sides)} px): larger jobs run "
+        "at the largest size that fits, and their message says so."
+    )
