@@ -42,19 +42,25 @@ class Convergence:
 
 
 def stops_early(opts: StyleOptions) -> bool:
+    """Whether a run of these options may end before its cap (the seed preset never does)."""
     return opts.stop_tol > 0 and opts.min_steps < opts.steps
 
 
 def expected_steps(opts: StyleOptions) -> int:
-    """Steps a run of these options is expected to take: its cap, or, when it stops on
-    convergence, what runs of the default settings took on the benchmark set
-    (docs/benchmarks.md), never below `min_steps`."""
+    """Steps a run of these options is expected to take, for time estimates (a queue's ETA):
+    its cap when it cannot stop early, else `TYPICAL_STEPS` within [min_steps, steps].
+
+    Torch-free: a scheduler calls it at submit time; progress bars keep the cap as their
+    total and end where a run says it converged."""
     if not stops_early(opts):
         return opts.steps
     return min(opts.steps, max(opts.min_steps, TYPICAL_STEPS))
 
 
+# Steps the default settings took to reach the reference's 2000-step quality at 341x256 on a
+# town x brushwork pair (docs/benchmarks.md); a placeholder until the benchmark set's
+# converged runs are measured, when it becomes their typical (median) count.
 TYPICAL_STEPS = 120
 
 
-__all__ = ["WINDOW", "Convergence", "expected_steps", "stops_early"]
+__all__ = ["TYPICAL_STEPS", "WINDOW", "Convergence", "expected_steps", "stops_early"]
