@@ -170,6 +170,8 @@ def main() -> None:
     from stylecore import StyleOptions, preset, stylize
     from stylecore.network import get_model
 
+    if not SCORES.exists():
+        sys.exit(f"{SCORES} is missing: run benchmarks/run_reference.sh, then --collect")
     torch.set_num_threads(args.threads)
     refs = json.loads(SCORES.read_text())
     pairs = read_pairs()
