@@ -11,9 +11,10 @@ a line small and grey, `<@id>` mentions a user, `<#id>` a channel.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from stylecore.notes import Note
 from stylecore.option_specs import OPTION_SPECS
 from stylecore.options import StyleOptions
 
@@ -174,9 +175,25 @@ def paused(job_id: str, options: Mapping[str, Any]) -> str:
     )
 
 
-def executor_note(note: str | None) -> str | None:
+_MEMORY = {"gpu": "GPU memory", "ram": "memory"}
+# How each of the executor's notes (stylecore.notes) reads; a code not listed here (an executor newer
+# than this bot) reads as the note's own English.
+_NOTES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "ran_smaller": lambda p: (
+        f"Ran at {p['size']} px instead of {p['asked']} px: not enough {_MEMORY.get(p['memory'], 'memory')}"
+    ),
+    "oom_retry": lambda p: f"Ran out of memory at {p['size']} px; retrying at {p['smaller']} px",
+    "alone_after_oom": lambda p: f"The batch of {p['jobs']} jobs ran out of memory; retrying this job on its own",
+    "worker_lost_retry": lambda p: "The worker running this job was lost; retrying",
+}
+
+
+def executor_note(note: Note | None) -> str | None:
     """The executor's word on a run (ran smaller, retried...) as one line for the job's message."""
-    return _one_line(note)
+    if note is None:
+        return None
+    render = _NOTES.get(note.code)
+    return render(note.args) if render is not None else _one_line(str(note))
 
 
 def failed_privately(job_id: str, message: str) -> str:

@@ -16,6 +16,8 @@ from bot.guild_settings import GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
 from stylecore.executors.base import QueueFull
 from stylecore.imageio import NotAnImage
+from stylecore.notes import CODES as NOTE_CODES
+from stylecore.notes import Note
 
 # -- guild settings -------------------------------------------------------------------------
 
@@ -88,6 +90,26 @@ def test_describe_errors_are_specific() -> None:
     msg, expected = describe(RuntimeError("boom"))
     assert not expected and "boom" not in msg
     assert "worker" in messages.failure("x", "worker_lost")
+
+
+def test_every_executor_note_has_its_own_wording() -> None:
+    """The executor's notes are data; the bot words each code itself (and reads an unknown one, from a
+    newer executor, as the note's own English rather than failing)."""
+    examples = {
+        "ran_smaller": Note.of("ran_smaller", size=700, asked=1024, memory="gpu"),
+        "oom_retry": Note.of("oom_retry", size=1024, smaller=716),
+        "alone_after_oom": Note.of("alone_after_oom", jobs=3),
+        "worker_lost_retry": Note.of("worker_lost_retry"),
+    }
+    assert set(examples) == set(NOTE_CODES)
+    for code, note in examples.items():
+        text = messages.executor_note(note)
+        assert text and text[0].isupper() and text != str(note), code  # the bot's own words
+    assert messages.executor_note(examples["ran_smaller"]) == "Ran at 700 px instead of 1024 px: not enough GPU memory"
+    assert "not enough memory" in messages.executor_note(Note.of("ran_smaller", size=20, asked=32, memory="ram"))
+    newer = Note("warmed_up", (("seconds", 3),))  # type: ignore[arg-type]
+    assert messages.executor_note(newer) == "Warmed up (seconds 3)"
+    assert messages.executor_note(None) is None
 
 
 # -- progress editor ------------------------------------------------------------------------

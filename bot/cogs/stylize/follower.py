@@ -164,7 +164,7 @@ class JobFollower:
         """Post the image fitted to the upload limit; ImageError if it cannot be re-encoded."""
         rec = self.record
         encoded = await asyncio.to_thread(fit_result, res.png, res.width, res.height, rec.filesize_limit)
-        notes = list(res.notes)
+        notes = [messages.executor_note(n) for n in res.notes]
         if encoded.fmt != "png":
             notes.append(messages.sent_as(encoded.fmt, rec.filesize_limit))
         text = messages.done(
