@@ -23,6 +23,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import messages
 from bot.config import BotConfig
 from bot.db import Database
 from bot.errors import handle_interaction_error
@@ -107,9 +108,8 @@ class StyleBot(commands.Bot):
         for ext in COGS:
             await self.load_extension(ext)
         if self.config.health_port is not None:
-            self.health = HealthServer(
-                self.metrics, self.health_status, self.config.health_host, self.config.health_port
-            )
+            probes = {"/livez": self.liveness, "/readyz": self.readiness, "/healthz": self.health_status}
+            self.health = HealthServer(self.metrics, probes, self.config.health_host, self.config.health_port)
             await self.health.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="purge-inputs")
         await self.sync_commands()
@@ -156,6 +156,25 @@ class StyleBot(commands.Bot):
             "uptime_s": round(time.time() - self.started_at),
             **counts,
         }
+
+    def liveness(self) -> dict[str, Any]:
+        """The process is up: answering at all is the proof."""
+        return {"ok": True, "uptime_s": round(time.time() - self.started_at)}
+
+    def readiness(self) -> dict[str, Any]:
+        """Able to do work now: connected, taking jobs, and a worker ready; `why` names what is missing."""
+        connected = self.is_ready() and not self.is_closed()
+        accepting = bool(self.jobs and self.jobs.accepting)
+        workers = self.executor.workers() if self.executor is not None else []
+        ready = self.executor.ready_workers() if self.executor is not None else 0
+        why = []
+        if not connected:
+            why.append(messages.NOT_CONNECTED)
+        if not accepting:
+            why.append(messages.SHUTTING_DOWN if self._closing else messages.NOT_STARTED)
+        if ready == 0:
+            why.append(messages.no_worker_ready(sorted({str(w["error"]) for w in workers if w.get("error")})))
+        return {"ok": not why, "connected": connected, "accepting": accepting, "ready_workers": ready, "why": why}
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user and self.user.id, len(self.guilds))

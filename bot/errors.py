@@ -24,6 +24,7 @@ from stylecore.executors.base import (
     JobFailed,
     QueueFull,
     UserLimitReached,
+    WorkersUnavailable,
 )
 from stylecore.imageio import ImageError
 from stylecore.options import OptionsError
@@ -99,6 +100,8 @@ def describe(error: BaseException) -> tuple[str, bool]:
         return messages.queue_full(error), True
     if isinstance(error, UserLimitReached):
         return messages.too_many_jobs(None), True
+    if isinstance(error, WorkersUnavailable):
+        return messages.NO_WORKERS, True
     if isinstance(error, ExecutorClosed):
         return messages.RESTARTING, True
     if isinstance(error, JobFailed):

@@ -203,6 +203,7 @@ def failed_privately(job_id: str, message: str) -> str:
 _FAILURE_REASONS: dict[str, str] = {
     "bad_input": "I couldn't use one of the images: {error}",
     "worker_lost": "The worker running your job stopped unexpectedly. Please try again.",
+    "no_worker": "No worker could start to run your job, so it was stopped. Please try again in a few minutes.",
     "oom": "That ran out of memory; try a smaller size.",
     "timeout": "That took too long and was stopped; try fewer steps or a smaller size.",
     "shutdown": "The bot is restarting; your job will be picked up again when it's back.",
@@ -308,6 +309,9 @@ def cooldown(left: float, cooldown_seconds: float) -> str:
         f"Please wait {fmt_duration(left)} before starting another job "
         f"(this server's cooldown is {cooldown_seconds:g} s)."
     )
+
+
+NO_WORKERS = "I can't run jobs right now: none of my workers could start. Please try again in a few minutes."
 
 
 def queue_full(detail: object) -> str:
@@ -450,6 +454,18 @@ def bad_channels(token: str) -> str:
 
 def channels(channel_ids: Sequence[int]) -> str:
     return " ".join(f"<#{c}>" for c in channel_ids) if channel_ids else "all channels"
+
+
+# -- health probes (operators) --------------------------------------------------------------
+
+NOT_CONNECTED = "not connected to Discord"
+SHUTTING_DOWN = "shutting down"
+NOT_STARTED = "not taking jobs yet (starting)"
+
+
+def no_worker_ready(errors: Sequence[str]) -> str:
+    """Why /readyz fails when no worker can take a job; `errors` are the workers' last start failures."""
+    return "no worker is ready" + (f" (last start failed: {'; '.join(errors)})" if errors else "")
 
 
 # -- /stylebot status -----------------------------------------------------------------------

@@ -153,11 +153,14 @@ class BotEnv:
         base.update(overrides)
         return BotConfig(**base)
 
-    async def start_bot(self, *, own_executor: bool = False, **overrides: Any) -> StyleBot:
-        """Start a bot and wait for on_ready; `own_executor` makes it build its own from config."""
+    async def start_bot(
+        self, *, own_executor: bool = False, executor: Executor | None = None, **overrides: Any
+    ) -> StyleBot:
+        """Start a bot and wait for on_ready; `own_executor` makes it build its own from config,
+        `executor` hands it one the test made (and started) itself."""
         bot = StyleBot(
             self.config(**overrides),
-            executor=None if own_executor else self.executor,
+            executor=None if own_executor else executor or self.executor,
             guild_ready_timeout=0.1,
         )
         cm = self.fd.running(bot, ready_timeout=180.0 if own_executor else 30.0)
