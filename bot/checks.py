@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 
 from bot import messages
-from bot.errors import BadInput, BotLacksPermissions, ChannelNotAllowed, NotAdmin, OverLimit
+from bot.errors import BadInput, BotLacksPermissions, ChannelNotAllowed, JobElsewhere, NotAdmin, OverLimit
 from bot.guild_settings import GuildSettings
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -73,6 +73,40 @@ def is_admin(perms: discord.Permissions) -> bool:
 def can_manage_job(user_id: int, perms: discord.Permissions | None, owner_id: int) -> bool:
     """The job's owner, or a moderator who may delete other people's messages anyway."""
     return user_id == owner_id or (perms is not None and (perms.manage_messages or perms.administrator))
+
+
+async def permissions_where_job_lives(
+    client: discord.Client, user: discord.abc.User, guild_id: int | None, channel_id: int
+) -> discord.Permissions | None:
+    """`user`'s permissions in a job's own channel, wherever they asked from (None in DMs, or when the
+    user is not a member there): a moderator's rights in one channel say nothing about another.
+
+    Discord computes a member's channel permissions from their roles and the channel's overwrites
+    (https://discord.com/developers/docs/topics/permissions); discord.py does the same from its
+    cache, so only a member or channel missing from the cache costs a request.
+    """
+    if guild_id is None:
+        return None
+    guild = client.get_guild(guild_id)
+    if guild is None:
+        return None
+    member = user if isinstance(user, discord.Member) and user.guild.id == guild_id else guild.get_member(user.id)
+    channel: Any = guild.get_channel_or_thread(channel_id)
+    try:
+        if member is None:
+            member = await guild.fetch_member(user.id)
+        if channel is None:
+            channel = await guild.fetch_channel(channel_id)
+    except (discord.NotFound, discord.Forbidden):
+        return None
+    return channel.permissions_for(member)
+
+
+def check_job_belongs_here(job_guild_id: int | None, job_owner_id: int, guild_id: int | None, user_id: int) -> None:
+    """A result button works only where its job ran: in the same server, and a DM job only for its
+    owner, so a stored job's images never start work for another server or another member's DMs."""
+    if job_guild_id != guild_id or (job_guild_id is None and job_owner_id != user_id):
+        raise JobElsewhere(messages.JOB_ELSEWHERE)
 
 
 def admin_only() -> Any:

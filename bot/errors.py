@@ -74,6 +74,10 @@ class NotYourJob(StyleBotError):
     """Someone else's job, and no Manage Messages where it runs."""
 
 
+class JobElsewhere(StyleBotError):
+    """A result button of a job that ran in another server (or in someone else's DMs)."""
+
+
 class InputsExpired(StyleBotError):
     """The stored images behind a result are gone, so it cannot be run again."""
 

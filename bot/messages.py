@@ -352,7 +352,10 @@ def bot_lacks(perms: Iterable[str]) -> str:
 
 
 NOT_ADMIN = "You need the Manage Server permission to change StyleBot's settings."
-NOT_YOUR_JOB = "Only the person who started this job, or someone with Manage Messages, can cancel it."
+NOT_YOUR_JOB = (
+    "Only the person who started this job, or someone with Manage Messages in the channel where it runs, can cancel it."
+)
+JOB_ELSEWHERE = "That result belongs to another server (or to someone else's DMs), so its buttons don't work here."
 
 
 def unknown_job(job_id: str) -> str:

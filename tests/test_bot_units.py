@@ -10,8 +10,9 @@ import logging
 import pytest
 
 from bot import messages
+from bot.checks import check_job_belongs_here
 from bot.cogs.stylize.progress import Frame, MessageTarget, ProgressEditor
-from bot.errors import describe
+from bot.errors import JobElsewhere, describe
 from bot.guild_settings import GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
 from stylecore.executors.base import QueueFull
@@ -110,6 +111,20 @@ def test_every_executor_note_has_its_own_wording() -> None:
     newer = Note("warmed_up", (("seconds", 3),))  # type: ignore[arg-type]
     assert messages.executor_note(newer) == "Warmed up (seconds 3)"
     assert messages.executor_note(None) is None
+
+
+def test_a_dm_result_is_its_owners_alone() -> None:
+    check_job_belongs_here(None, 7, None, 7)  # its owner, in DMs
+    check_job_belongs_here(100, 7, 100, 8)  # anyone in the server it ran in
+    refused = [
+        (None, 7, None, 8),  # someone else's DM job
+        (None, 7, 100, 7),  # a DM job, from a server
+        (100, 7, None, 7),  # a server's job, from DMs
+        (100, 7, 200, 7),  # another server's job
+    ]
+    for case in refused:
+        with pytest.raises(JobElsewhere):
+            check_job_belongs_here(*case)
 
 
 # -- progress editor ------------------------------------------------------------------------

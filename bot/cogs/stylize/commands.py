@@ -146,7 +146,7 @@ class Stylize(commands.Cog):
             job = mine[-1].job_id
         job = job.strip().strip("`")
         interaction.extras["job_id"] = job
-        await self.service.cancel_by(job, interaction.user.id, interaction.permissions, interaction.guild_id)
+        await self.service.cancel_by(job, interaction.user)
         await interaction.response.send_message(messages.cancelling(job), ephemeral=True)
 
     @cancel.autocomplete("job")

@@ -23,6 +23,7 @@ from bot.checks import (
     check_attachment,
     check_bot_permissions,
     check_channel,
+    check_job_belongs_here,
     check_limits,
     image_attachments,
 )
@@ -165,6 +166,7 @@ async def run_again(service: JobService, interaction: discord.Interaction[Any], 
     parent = await service.db.get_job(job_id)
     if parent is None:
         raise JobNotFound(messages.forgotten_job(job_id))
+    check_job_belongs_here(parent.guild_id, parent.owner_id, interaction.guild_id, interaction.user.id)
     inputs = await service.db.get_inputs(job_id)
     if inputs is None:
         raise InputsExpired(messages.inputs_expired(service.config.inputs_ttl))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import messages
-from bot.checks import can_manage_job
+from bot.checks import can_manage_job, permissions_where_job_lives
 from bot.cogs.stylize.follower import JobFollower
 from bot.cogs.stylize.progress import ChannelTarget, Frame, MessageTarget
 from bot.db import ACTIVE_STATES, Database, JobRecord
@@ -187,16 +187,15 @@ class JobService:
 
     # -- control ----------------------------------------------------------------------------
 
-    async def cancel_by(
-        self, job_id: str, user_id: int, perms: discord.Permissions | None, guild_id: int | None = None
-    ) -> JobRecord:
-        """Cancel for its owner, or for a moderator in the job's own server."""
+    async def cancel_by(self, job_id: str, user: discord.abc.User) -> JobRecord:
+        """Cancel for its owner, or for someone with Manage Messages in the job's own channel."""
         record = await self.db.get_job(job_id)
         if record is None:
             raise JobNotFound(messages.unknown_job(job_id))
-        same_place = guild_id is None or record.guild_id == guild_id
-        if not (user_id == record.owner_id or (same_place and can_manage_job(user_id, perms, record.owner_id))):
-            raise NotYourJob(messages.NOT_YOUR_JOB)
+        if user.id != record.owner_id:
+            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
+            if not can_manage_job(user.id, perms, record.owner_id):
+                raise NotYourJob(messages.NOT_YOUR_JOB)
         follower = self.followers.get(job_id)
         if record.state not in ACTIVE_STATES or (follower is not None and follower.ended):
             raise JobNotFound(messages.already_finished(job_id, record.state))
@@ -206,9 +205,9 @@ class JobService:
             if record.message_id:
                 target = ChannelTarget(self.client, record.channel_id, record.message_id)
                 with contextlib.suppress(discord.HTTPException):
-                    await target.edit(Frame(messages.cancelled(job_id, record.options, user_id)))
+                    await target.edit(Frame(messages.cancelled(job_id, record.options, user.id)))
             return record
-        if not await follower.cancel(by=user_id):
+        if not await follower.cancel(by=user.id):
             raise JobNotFound(messages.already_finished(job_id))
         return record
 

@@ -53,9 +53,7 @@ class CancelButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:cancel:(
     async def callback(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
         try:
             interaction.extras["job_id"] = self.job_id
-            await interaction.client.jobs.cancel_by(
-                self.job_id, interaction.user.id, interaction.permissions, interaction.guild_id
-            )
+            await interaction.client.jobs.cancel_by(self.job_id, interaction.user)
             await interaction.response.send_message(messages.cancelling(self.job_id), ephemeral=True)
         except Exception as exc:
             await handle_interaction_error(interaction, exc)
