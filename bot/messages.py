@@ -251,15 +251,42 @@ def queue_entry(
     return f"`{job_id}` {where}{left}{owner}"
 
 
+MESSAGE_LIMIT = 2000  # characters in a message's content (Discord's Create Message docs)
+QUEUE_PAGE_LINES = 15  # jobs per /queue page, however short their lines
+
+
 def queue_listing(lines: Sequence[str], *, admin: bool, others: int) -> str:
-    """/queue: your jobs (an admin: every job in the server), or why the list is empty."""
-    if lines:
-        title = "**All jobs in this server**" if admin else "**Your jobs**"
-        return "\n".join([title, *lines])
-    if admin:
-        return "No jobs are queued or running here."
-    text = NO_ACTIVE_JOBS
-    return f"{text} ({others} job(s) from others are in the queue.)" if others else text
+    """/queue on one page: your jobs (an admin: every job in the server), or why the list is empty."""
+    return queue_pages(lines, admin=admin, others=others)[0]
+
+
+def queue_pages(
+    lines: Sequence[str], *, admin: bool, others: int, limit: int = MESSAGE_LIMIT, per_page: int = QUEUE_PAGE_LINES
+) -> list[str]:
+    """/queue as pages that each fit one message: a busy server's queue is far longer than 2,000
+    characters. A page names its number when there is more than one."""
+    if not lines:
+        if admin:
+            return ["No jobs are queued or running here."]
+        text = NO_ACTIVE_JOBS
+        return [f"{text} ({others} job(s) from others are in the queue.)" if others else text]
+    title = f"**All jobs in this server** ({len(lines)})" if admin else f"**Your jobs** ({len(lines)})"
+    room = limit - len(title) - len(" · page 999/999") - 1
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for line in lines:
+        line = line[:room]  # a single line never outgrows a page
+        if chunks[-1] and (len(chunks[-1]) >= per_page or used + 1 + len(line) > room):
+            chunks.append([])
+            used = 0
+        chunks[-1].append(line)
+        used += 1 + len(line)
+    if len(chunks) == 1:
+        return ["\n".join([title, *chunks[0]])]
+    return ["\n".join([f"{title} · page {i}/{len(chunks)}", *chunk]) for i, chunk in enumerate(chunks, 1)]
+
+
+NOT_YOUR_LISTING = "Those buttons page through someone else's /queue; run /queue yourself."
 
 
 NO_ACTIVE_JOBS = "You have no jobs queued or running."

@@ -25,8 +25,10 @@ from PIL import Image
 
 from bot.bot import StyleBot
 from bot.config import BotConfig
-from stylecore.executors import make_executor
+from stylecore.executors import ExecutorConfig, make_executor
+from stylecore.executors.backend import Backend, Emit, SlotListener
 from stylecore.executors.base import Executor, Job, JobEvent, JobHandle, JobResult, JobState, QueueEntry
+from stylecore.executors.dispatcher import Dispatcher
 
 # Test-sized defaults for every server: tiny images, few steps, fast previews, no cooldown.
 TEST_GUILD_DEFAULTS: dict[str, Any] = {
@@ -119,6 +121,38 @@ class GatedExecutor(Executor):
 
     def __getattr__(self, name: str) -> Any:  # backend extras, e.g. worker_pids()
         return getattr(self.inner, name)
+
+
+class StartingBackend(Backend):
+    """Worker slots that stay "starting" for ever: jobs queue in the real dispatcher (positions,
+    ETAs, fairness) and none ever runs, so a test can fill a queue as long as it likes."""
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        self.slots = 1
+
+    async def start(self, listener: SlotListener) -> None:
+        pass
+
+    async def run(self, slot: int, jobs: list[Job], emit: Emit) -> None:
+        raise AssertionError("no slot was ever ready")
+
+    def request_cancel(self, slot: int, job_id: str) -> None:
+        pass
+
+    async def kill(self, slot: int) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def worker_info(self) -> list[dict[str, Any]]:
+        return [{"slot": 0, "ready": False, "state": "starting", "pid": None}]
+
+
+def idle_executor(**fields: Any) -> Dispatcher:
+    """A real dispatcher over `StartingBackend` (start it before use)."""
+    config = ExecutorConfig(**fields)
+    return Dispatcher(StartingBackend(config), config)
 
 
 class BotEnv:

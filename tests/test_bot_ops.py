@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 pytest.register_assert_rewrite("bot_fixtures")
 
-from bot_fixtures import BotEnv, assert_throttled, image_of, job_id_of  # noqa: E402
+from bot_fixtures import BotEnv, assert_throttled, idle_executor, image_of, job_id_of  # noqa: E402
 
 from bot import messages  # noqa: E402
 from stylecore.executors.worker import plan_of  # noqa: E402
@@ -300,3 +301,57 @@ async def test_a_job_over_the_memory_limit_runs_smaller_and_the_messages_say_so(
     # ...and it was said while the job ran, not only at the end.
     during = [(r.json or {}).get("content", "") for r in bot_env.edits_of(done.id)]
     assert any(("Stylizing" in c or "Starting" in c) and note in c for c in during), during
+
+
+async def test_queue_with_forty_jobs_pages_within_the_message_limit(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    ex = idle_executor(max_queue=100, max_per_user_queued=100)  # nothing runs: every job waits
+    await ex.start()
+    try:
+        await bot_env.start_bot(executor=ex, guild_defaults={"max_jobs_per_user": 100})
+        members = [fd.member, *(bot_env.add_member(f"user{i}") for i in range(3))]
+        ids = []
+        for i in range(40):
+            inter = await bot_env.stylize(members[i % len(members)], steps=3)
+            ids.append(job_id_of(await bot_env.wait_text(inter, "**Queued**")))
+
+        # An admin sees every job, a page at a time, each page one message.
+        listing = await fd.slash_command("queue", user=fd.moderator)
+        first = await bot_env.wait_ephemeral(listing)
+        message = fd.original_message(listing)
+        pages, seen = [first], set()
+        assert "page 1/" in first
+        count = int(re.search(r"page 1/(\d+)", first)[1])
+        assert count >= 3
+        assert message.find_component(message.custom_ids[0])["disabled"]  # no page before the first
+        for n in range(2, count + 1):
+            turn = await fd.click_button(message, message.custom_ids[1], user=fd.moderator)
+            await fd.wait_until(lambda n=n: f"page {n}/" in fd.original_message(listing).content, 10, f"page {n}")
+            assert turn.response_type == 7  # the same message, updated
+            message = fd.original_message(listing)
+            pages.append(message.content)
+        assert message.find_component(message.custom_ids[1])["disabled"]  # no page after the last
+        for page in pages:
+            assert len(page) <= messages.MESSAGE_LIMIT
+            found = re.findall(r"`([0-9a-f]{12})` queued", page)
+            assert not seen & set(found)
+            seen |= set(found)
+        assert seen == set(ids)  # every job once, in the queue's order
+        order = [j for page in pages for j in re.findall(r"`([0-9a-f]{12})` queued", page)]
+        assert order == [e.job_id for e in ex.queue()]
+
+        # Back a page; and nobody else can page through the moderator's listing.
+        back = await fd.click_button(message, message.custom_ids[0], user=fd.moderator)
+        await fd.wait_until(lambda: f"page {count - 1}/" in fd.original_message(listing).content, 10, "back")
+        assert back.response_type == 7
+        other = await fd.click_button(fd.original_message(listing), message.custom_ids[0], user=fd.member)
+        assert await bot_env.wait_ephemeral(other) == messages.NOT_YOUR_LISTING
+
+        # A member's own ten jobs fit one page: no buttons.
+        mine = await fd.slash_command("queue", user=members[1])
+        text = await bot_env.wait_ephemeral(mine)
+        assert "page" not in text and len(re.findall(r"`[0-9a-f]{12}` queued", text)) == 10
+        assert not fd.original_message(mine).custom_ids
+    finally:
+        await bot_env.close()
+        await ex.shutdown(grace=0)

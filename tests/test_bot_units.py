@@ -127,6 +127,18 @@ def test_a_dm_result_is_its_owners_alone() -> None:
             check_job_belongs_here(*case)
 
 
+def test_queue_pages_fit_whatever_the_lines() -> None:
+    lines = [f"`{i:012x}` queued, position {i}, done in ~1 h 02 min — <@{10**18 + i}>" for i in range(100)]
+    pages = messages.queue_pages(lines, admin=True, others=0)
+    assert len(pages) == 7 and all(len(p) <= messages.MESSAGE_LIMIT for p in pages)
+    assert [line for p in pages for line in p.splitlines()[1:]] == lines
+    huge = messages.queue_pages(["x" * 5000, "y"], admin=False, others=0, per_page=10)
+    assert all(len(p) <= messages.MESSAGE_LIMIT for p in huge) and huge[-1].endswith("y")
+    assert messages.queue_pages([], admin=False, others=2) == [
+        f"{messages.NO_ACTIVE_JOBS} (2 job(s) from others are in the queue.)"
+    ]
+
+
 # -- progress editor ------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from bot.checks import check_bot_permissions, check_channel, image_attachments, 
 from bot.cogs.stylize import requests
 from bot.cogs.stylize.parameters import Declared, describe_declared
 from bot.cogs.stylize.service import JobService
-from bot.cogs.stylize.views import AgainButton, CancelButton, StyleModal
+from bot.cogs.stylize.views import AgainButton, CancelButton, QueuePager, StyleModal
 from bot.errors import BadInput, JobNotFound, describe
 
 if TYPE_CHECKING:
@@ -119,22 +119,33 @@ class Stylize(commands.Cog):
     @app_commands.command(name="queue", description="Show your jobs and where they are in the queue")
     async def queue(self, interaction: discord.Interaction[StyleBot]) -> None:
         admin = interaction.guild is not None and is_admin(interaction.permissions)
-        entries = self.service.queue(interaction.guild_id)
-        shown = entries if admin else [(e, ev) for e, ev in entries if e.meta.get("owner_id") == interaction.user.id]
-        lines = [
-            messages.queue_entry(
-                e.job_id,
-                e.state,
-                position=e.position,
-                eta=e.eta,
-                step=ev.step if ev else None,
-                total=ev.total if ev else None,
-                owner_id=e.meta.get("owner_id", e.user_id) if admin else None,
-            )
-            for e, ev in shown
-        ]
-        text = messages.queue_listing(lines, admin=admin, others=len(entries) - len(shown))
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        guild_id, user_id = interaction.guild_id, interaction.user.id
+
+        def pages() -> list[str]:
+            entries = self.service.queue(guild_id)
+            shown = entries if admin else [(e, ev) for e, ev in entries if e.meta.get("owner_id") == user_id]
+            lines = [
+                messages.queue_entry(
+                    e.job_id,
+                    e.state,
+                    position=e.position,
+                    eta=e.eta,
+                    step=ev.step if ev else None,
+                    total=ev.total if ev else None,
+                    owner_id=e.meta.get("owner_id", e.user_id) if admin else None,
+                )
+                for e, ev in shown
+            ]
+            return messages.queue_pages(lines, admin=admin, others=len(entries) - len(shown))
+
+        first = pages()
+        quiet = discord.AllowedMentions.none()
+        if len(first) == 1:
+            await interaction.response.send_message(first[0], ephemeral=True, allowed_mentions=quiet)
+            return
+        pager = QueuePager(user_id, pages, count=len(first))
+        pager.interaction = interaction
+        await interaction.response.send_message(first[0], view=pager, ephemeral=True, allowed_mentions=quiet)
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs (the latest if none is given)")
     @app_commands.describe(job="The job id shown on its message")

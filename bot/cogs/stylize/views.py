@@ -9,8 +9,9 @@ handler as slash commands.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -94,6 +95,53 @@ def result_view(job_id: str) -> ui.View:
     for action in AGAIN_ACTIONS:
         view.add_item(AgainButton(action, job_id))
     return view
+
+
+class QueuePager(ui.View):
+    """Previous / Next under a /queue answer that needs more than one page. Each click lists the
+    queue afresh (it moves while someone reads it) and keeps the page in range; only the member
+    who ran /queue can page (the answer is private to them anyway)."""
+
+    def __init__(self, owner_id: int, pages: Callable[[], list[str]], *, count: int, timeout: float = 300.0) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        self.pages = pages
+        self.page = 0
+        self.interaction: discord.Interaction[Any] | None = None  # the /queue command, to tidy up on timeout
+        self._sync(count)
+
+    def _sync(self, count: int) -> None:
+        self.page = max(0, min(self.page, count - 1))
+        self.previous.disabled = self.page == 0
+        self.next.disabled = self.page >= count - 1
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(messages.NOT_YOUR_LISTING, ephemeral=True)
+        return False
+
+    async def _turn(self, interaction: discord.Interaction[Any], by: int) -> None:
+        pages = self.pages()
+        self.page += by
+        self._sync(len(pages))
+        await interaction.response.edit_message(content=pages[self.page], view=self)
+
+    @ui.button(label="Previous", emoji="◀️", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction[Any], button: ui.Button[Any]) -> None:
+        await self._turn(interaction, -1)
+
+    @ui.button(label="Next", emoji="▶️", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction[Any], button: ui.Button[Any]) -> None:
+        await self._turn(interaction, +1)
+
+    async def on_timeout(self) -> None:
+        if self.interaction is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await self.interaction.edit_original_response(view=None)
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, item: ui.Item[Any], /) -> None:
+        await handle_interaction_error(interaction, error)
 
 
 class StyleModal(ui.Modal, title="Stylize this image"):
