@@ -365,6 +365,31 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
             )
         )
 
+    def drop_next(
+        self,
+        method: str,
+        path_pattern: str | re.Pattern[str],
+        *,
+        times: int = 1,
+        after: bool = False,
+        delay: float = 0.0,
+        predicate: Callable[[RecordedRequest], bool] | None = None,
+    ) -> Fault:
+        """A network error for the next ``times`` matching requests: the connection is closed without
+        an answer. With ``after`` the request takes effect first (a message is created, an edit made)
+        and only the answer is lost, the case a client can only survive by retrying idempotently."""
+        return self.faults.add(
+            Fault(
+                method=method,
+                pattern=compile_pattern(path_pattern),
+                status=0,
+                times=times,
+                delay=delay,
+                predicate=predicate,
+                disconnect="after" if after else "before",
+            )
+        )
+
     def rate_limit_report(self) -> RateLimitReport:
         """Per bucket: requests, 429s sent (bucket full / forced) and dishonoured 429s (requests that
         came before a reset a 429 had announced); ``str()`` of it is a table."""
