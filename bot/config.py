@@ -129,6 +129,11 @@ class BotConfig(BaseSettings):
     gateway_url: WsUrl | None = _var("DISCORD_GATEWAY_URL", None)
     token_lifetime: float = 14 * 60.0  # an interaction token lives 15 min (Discord docs); keep a minute spare
     edit_interval: float = _var("STYLEBOT_EDIT_INTERVAL", 3.0, ge=0.05)
+    # A job's final message: tries per way of sending it, the first wait between tries (doubling,
+    # at most 30 s) and the limit per try (see bot.cogs.stylize.retry).
+    delivery_attempts: int = Field(4, ge=1)
+    delivery_backoff: float = Field(2.0, ge=0)
+    delivery_timeout: float = Field(30.0, gt=0)
     # -- operations
     log_level: LogLevel = _var(AliasChoices("STYLEBOT_LOG_LEVEL", "LOG_LEVEL"), "INFO")
     shutdown_grace: float = _var("STYLEBOT_SHUTDOWN_GRACE", 60.0, ge=0)

@@ -138,6 +138,14 @@ def sent_as(fmt: str, limit_bytes: int) -> str:
     return f"Sent as {fmt.upper()} to fit the upload limit ({limit_bytes // 1024} KB)"
 
 
+SENT_SMALLER = "Sent as a smaller JPEG: the full-size picture could not be uploaded"
+
+
+RESULT_UNDELIVERED = (
+    "your picture was made, but Discord wouldn't take the upload, even as a smaller JPEG. Please run it again."
+)
+
+
 def done(
     job_id: str,
     options: Mapping[str, Any],

@@ -34,7 +34,9 @@ from bot.guild_settings import SETTINGS, GuildSettings
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
+# Jobs not over yet: they hold their member's place and keep their inputs. "delivering": the result
+# is being posted; a bot that stops then checks Discord for it when it starts again.
+ACTIVE_STATES: tuple[str, ...] = ("queued", "running", "delivering")
 # Jobs that ended without result buttons: nothing can ever re-run them from their inputs.
 NO_RERUN_STATES: tuple[str, ...] = ("failed", "cancelled")
 # Past this the write-ahead log is truncated after a checkpoint, instead of staying as large as the

@@ -24,6 +24,7 @@ import discord
 
 from bot import messages
 from bot.checks import can_manage_job, permissions_where_job_lives
+from bot.cogs.stylize.delivery import find_delivered
 from bot.cogs.stylize.follower import JobFollower
 from bot.cogs.stylize.progress import ChannelTarget, Frame, MessageTarget
 from bot.db import ACTIVE_STATES, Database, JobRecord
@@ -197,7 +198,7 @@ class JobService:
             if not can_manage_job(user.id, perms, record.owner_id):
                 raise NotYourJob(messages.NOT_YOUR_JOB)
         follower = self.followers.get(job_id)
-        if record.state not in ACTIVE_STATES or (follower is not None and follower.ended):
+        if record.state not in ("queued", "running") or (follower is not None and follower.ended):
             raise JobNotFound(messages.already_finished(job_id, record.state))
         if follower is None:
             # A row with no running job behind it (its process died): settle it here.
@@ -239,10 +240,16 @@ class JobService:
     # -- restart ----------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Re-queue jobs a previous process left queued or running; tell owners when impossible."""
+        """Re-queue jobs a previous process left unfinished; tell owners when impossible.
+
+        A job caught while its result was being posted ("delivering") is looked for in Discord
+        first: found, it is done; not found, it runs again (its message is edited, not duplicated).
+        """
         count = 0
         for record in await self.db.jobs_in(ACTIVE_STATES):
             if record.job_id in self.followers:
+                continue
+            if record.state == "delivering" and await self._delivered_before(record):
                 continue
             target = ChannelTarget(self.client, record.channel_id, record.message_id, mention_id=record.owner_id)
             inputs = await self.db.get_inputs(record.job_id, include_expired=True)
@@ -262,8 +269,8 @@ class JobService:
                 await self.set_state(record, "failed", error=f"recovery: {reason}")
                 try:
                     await target.edit(Frame(messages.failed(record.job_id, record.options, reason)))
-                except discord.HTTPException:
-                    log.exception("job %s: could not tell the owner about the lost job", record.job_id)
+                except Exception as exc:
+                    log.warning("job %s: could not tell the owner about the lost job (%s)", record.job_id, exc)
                 continue
             record.state, record.started_at = "queued", None
             await self.db.update_job(record.job_id, state="queued", started_at=None)
@@ -271,6 +278,25 @@ class JobService:
             log.info("job %s re-queued after restart", record.job_id)
             count += 1
         return count
+
+    async def _delivered_before(self, record: JobRecord) -> bool:
+        """Whether the result of a job that was being posted when the bot stopped is in Discord; if so
+        its row is marked done. When Discord cannot be asked, the job runs again: its own message is
+        edited, so at worst the picture is made twice, never lost."""
+        since = (record.finished_at or record.created_at) - 60
+        try:
+            found = await find_delivered(self.client, record.channel_id, record.message_id, record.job_id, since=since)
+        except Exception as exc:
+            log.warning("job %s: could not check whether its result was delivered (%s)", record.job_id, exc)
+            return False
+        if found is None:
+            log.info("job %s: its result never reached Discord; running it again", record.job_id)
+            return False
+        record.message_id = found
+        await self.db.update_job(record.job_id, message_id=found)
+        await self.set_state(record, "done")
+        log.info("job %s: its result was delivered (message %s) before the restart", record.job_id, found)
+        return True
 
     async def drain(self, grace: float) -> None:
         """Stop taking jobs; give running ones `grace` seconds; pause the rest for the next start."""

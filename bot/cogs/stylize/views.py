@@ -33,6 +33,10 @@ AGAIN_ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
 }
 
 
+def again_custom_id(action: str, job_id: str) -> str:
+    return f"stylebot:again:{action}:{job_id}"
+
+
 class CancelButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:cancel:(?P<job>{JOB_ID})"):
     def __init__(self, job_id: str) -> None:
         super().__init__(
@@ -65,9 +69,7 @@ class AgainButton(
 ):
     def __init__(self, action: str, job_id: str) -> None:
         label, emoji, style = AGAIN_ACTIONS[action]
-        super().__init__(
-            ui.Button(label=label, emoji=emoji, style=style, custom_id=f"stylebot:again:{action}:{job_id}")
-        )
+        super().__init__(ui.Button(label=label, emoji=emoji, style=style, custom_id=again_custom_id(action, job_id)))
         self.action = action
         self.job_id = job_id
 
@@ -82,6 +84,13 @@ class AgainButton(
             await requests.run_again(interaction.client.jobs, interaction, self.job_id, self.action)
         except Exception as exc:
             await handle_interaction_error(interaction, exc)
+
+
+def is_result_message(message: discord.Message, job_id: str) -> bool:
+    """Whether `message` shows `job_id`'s result: an attachment and the job's result buttons."""
+    wanted = {again_custom_id(action, job_id) for action in AGAIN_ACTIONS}
+    ids = {getattr(child, "custom_id", None) for row in message.components for child in getattr(row, "children", ())}
+    return bool(message.attachments) and wanted <= ids
 
 
 def progress_view(job_id: str) -> ui.View:
