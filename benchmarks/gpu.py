@@ -48,11 +48,11 @@ sys.path.insert(0, str(ROOT))
 from stylecore import StyleOptions, preset, stylize  # noqa: E402
 from stylecore.batch import BatchItem, stylize_batch  # noqa: E402
 from stylecore.devices import resolve_device  # noqa: E402
-from stylecore.imageio import image_to_tensor  # noqa: E402
 from stylecore.losses import gram  # noqa: E402
 from stylecore.memory import conv_flops, estimate_job_bytes, max_side_for  # noqa: E402
 from stylecore.network import get_model  # noqa: E402
 from stylecore.options import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
+from stylecore.tensors import image_to_tensor  # noqa: E402
 
 H200_BF16_DENSE_PEAK = 989.0  # TFLOP/s, vendor spec (dense, no sparsity)
 H200_BF16_ACHIEVABLE = 790.0  # TFLOP/s, an 8192^3 bf16 matmul measured on this workplace's H200s

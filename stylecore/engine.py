@@ -20,10 +20,11 @@ from PIL import Image
 from stylecore import color
 from stylecore.devices import DevicePlan, autocast, plan_for, resolve_device
 from stylecore.events import Cancelled, ProgressEvent, RunStats, StyleResult
-from stylecore.imageio import image_to_tensor, load_image, resize_to, tensor_to_image
+from stylecore.imageio import load_image, resize_to
 from stylecore.losses import content_loss, gram, rescale_gram, style_loss, tv_loss
 from stylecore.network import VGGFeatures, get_model
 from stylecore.options import CONTENT_LAYER, STYLE_LAYERS, StyleOptions, resized
+from stylecore.tensors import image_to_tensor, tensor_to_image
 from stylecore.timelapse import TimelapseRecorder
 
 ImageSource = Image.Image | bytes | str | os.PathLike[str]

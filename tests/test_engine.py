@@ -12,9 +12,9 @@ from reference_notebook import notebook_losses, notebook_vgg
 
 from stylecore import Cancelled, OptionsError, StyleOptions, preset, stylize
 from stylecore.engine import output_size, scale_sizes, split_steps
-from stylecore.imageio import image_to_tensor
 from stylecore.losses import gram
 from stylecore.options import report_every_for
+from stylecore.tensors import image_to_tensor
 
 TINY = dict(size=64, scales=1, device="cpu")
 

@@ -68,9 +68,17 @@ CONTENT = _png(1, 40, 30)
 STYLE = _png(2, 32, 32)
 
 
-def make_job(user: str, steps: int = 4, preview_every: int = 0, content: bytes = CONTENT, **meta: object) -> Job:
+def make_job(
+    user: str,
+    steps: int = 4,
+    preview_every: int = 0,
+    content: bytes = CONTENT,
+    group: str | None = None,
+    max_active: int | None = None,
+    **meta: object,
+) -> Job:
     opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu", preview_every=preview_every, preview_size=24)
-    return Job(content, (STYLE,), opts, user_id=user, meta=dict(meta))
+    return Job(content, (STYLE,), opts, user_id=user, meta=dict(meta), group=group, max_active=max_active)
 
 
 class Pool:
@@ -378,6 +386,48 @@ async def test_limits_and_bounded_queue_refuse_with_reasons(ex: Dispatcher) -> N
     assert ex.queue() == []
 
 
+async def test_a_busy_group_cannot_starve_a_lone_one(ex: Dispatcher) -> None:
+    blockers = await block_slots(ex)
+    busy = [await ex.submit(make_job(f"member{i % 3}", group="busy")) for i in range(5)]
+    lone = await ex.submit(make_job("solo", group="quiet"))
+    queued = [e for e in ex.queue() if e.state == "queued"]
+    assert queued[1].job_id == lone.job_id and queued[1].group == "quiet"  # the second start, not the sixth
+    assert [e.user_id for e in queued if e.group == "busy"] == ["member0", "member1", "member2", "member0", "member1"]
+    await finish(*busy, lone, *blockers)
+
+
+async def test_a_reservation_refuses_before_the_inputs_exist_and_becomes_the_job(ex: Dispatcher) -> None:
+    blockers = await block_slots(ex)
+    async with ex.reserve("rita", "g1", max_active=2) as mine:
+        second = ex.reserve("rita", "g1", max_active=2)
+        with pytest.raises(UserLimitReached) as exc:  # two requests of hers are under way here
+            ex.reserve("rita", "g1", max_active=2)
+        assert (exc.value.scope, exc.value.limit, exc.value.pending) == ("group", 2, 2)
+        others = [ex.reserve(f"user{i}") for i in range(4)]  # the queue's six places are held
+        with pytest.raises(QueueFull, match=r"queue is full \(6 jobs waiting\)"):
+            ex.reserve("sam")
+        h = await ex.submit(make_job("rita", group="g1", max_active=2), reservation=mine)
+        assert h.state == "queued" and ex.jobs_for("rita")[0].group == "g1"
+    second.release()  # e.g. her download failed
+    for r in others:
+        r.release()
+    assert ex.scheduler.reserved_count == 0
+    with ex.reserve("sam"):  # places are free again
+        pass
+    await finish(h, *blockers)
+
+
+async def test_jobs_accepted_before_a_restart_are_all_taken_back(ex: Dispatcher) -> None:
+    blockers = await block_slots(ex)
+    # More than the queue holds (6), and than each member may have waiting (3) or in the group (1).
+    back = [await ex.submit(make_job(f"user{i % 2}", steps=2, group="g", max_active=1), readmit=True) for i in range(9)]
+    assert [e.state for e in ex.queue()] == ["running"] * 2 + ["queued"] * 9
+    with pytest.raises(QueueFull):  # they count against the queue like any job
+        await ex.submit(make_job("newcomer"))
+    await finish(*blockers)
+    assert [(await h.result()).steps for h in back] == [2] * 9
+
+
 # -- faults --------------------------------------------------------------------------------
 
 
@@ -469,6 +519,8 @@ async def test_shutdown_lets_running_jobs_finish_then_stops_the_rest(ex: Dispatc
         assert end.kind == "failed" and end.reason == "shutdown"
     with pytest.raises(ExecutorClosed):
         await ex.submit(make_job("ivan"))
+    with pytest.raises(ExecutorClosed):
+        ex.reserve("ivan")
     # within the grace period running jobs go on: the short one completes...
     assert (await short.result()).steps == 6
     assert long.state == "running" and not closing.done()

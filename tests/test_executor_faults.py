@@ -121,6 +121,8 @@ async def test_a_replacement_that_fails_at_start_fails_queued_jobs_then_recovers
         assert ex.ready_workers() == 0
         with pytest.raises(WorkersUnavailable, match="injected start-up failure"):
             await ex.submit(make_job("cat"))
+        with pytest.raises(WorkersUnavailable, match="injected start-up failure"):
+            ex.reserve("cat")  # refused before the caller fetches any input
         # It keeps trying; once a worker can start, jobs are taken again.
         (faults / "crash").unlink()
         await until(lambda: ex.ready_workers() == 1, "a worker is ready again")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import random
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from imagefiles import encode, noise, png_claiming, solid
 from PIL import Image, ImageCms
 
 from stylecore.imageio import (
@@ -24,38 +22,11 @@ from stylecore.imageio import (
     TruncatedImage,
     encode_image,
     encode_preview,
-    image_to_tensor,
     load_image,
+    probe_image,
     resize_to,
-    tensor_to_image,
     to_rgb,
 )
-
-# --- helpers -------------------------------------------------------------------------
-
-
-def encode(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def noise(w: int, h: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
-
-
-def solid(color: tuple[int, int, int], size: tuple[int, int] = (32, 32)) -> Image.Image:
-    return Image.new("RGB", size, color)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A real 32x32 PNG whose IHDR (with a valid CRC) claims other dimensions."""
-    data = bytearray(encode(solid((10, 20, 30))))
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
-    return bytes(data)
 
 
 def close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 6) -> bool:
@@ -138,14 +109,22 @@ def test_max_pixels_is_configurable() -> None:
 
 
 @pytest.mark.parametrize("side", [100_000, 10_000])
-def test_decompression_bomb_guard_of_pillow_is_an_error(side: int) -> None:
-    # 1e10 px is past Pillow's hard error; 1e8 px only triggers its warning, which must
-    # become an error too. max_pixels is raised out of the way so Pillow's guard answers.
+def test_pillows_decompression_bomb_limit_holds_even_when_max_pixels_is_higher(side: int) -> None:
+    # 1e10 px is past Pillow's hard error; 1e8 px only past its warning. Both are refused
+    # from the header, before Pillow opens the file, and no warning filter is left changed.
     before = list(warnings.filters)
     with pytest.raises(ImageTooLarge) as info:
         load_image(png_claiming(side, side), max_pixels=10**12)
-    assert isinstance(info.value.__cause__, (Image.DecompressionBombError, Image.DecompressionBombWarning))
+    assert f"{Image.MAX_IMAGE_PIXELS / 1e6:g} megapixels" in info.value.user_message
     assert list(warnings.filters) == before
+
+
+def test_a_lowered_pillow_limit_is_honoured_by_the_header_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageTooLarge):
+        probe_image(encode(solid((1, 1, 1))))
+    with pytest.raises(ImageTooLarge):
+        load_image(encode(solid((1, 1, 1))))
 
 
 def test_too_many_bytes_is_refused_before_decoding(tmp_path: Path) -> None:
@@ -292,6 +271,49 @@ def test_float_outside_unit_range_is_stretched() -> None:
     assert out.getpixel((0, 0)) == (0, 0, 0) and out.getpixel((15, 0)) == (255, 255, 255)
 
 
+@pytest.mark.parametrize(("mode", "dtype"), [("I;16", "<u2"), ("I;16L", "<u2"), ("I;16B", ">u2"), ("I;16N", "=u2")])
+def test_every_sixteen_bit_layout_scales_the_same(mode: str, dtype: str) -> None:
+    raw = np.array([[0, 32768, 65535, 1000, 128, 129]], dtype=dtype).tobytes()
+    img = Image.frombytes(mode, (6, 1), raw)
+    assert np.asarray(to_rgb(img))[0, :, 0].tolist() == [0, 128, 255, 4, 0, 1]
+
+
+def test_float_non_finite_values_and_signed_integers() -> None:
+    f = Image.fromarray(np.array([[0.0, 0.5, np.nan, np.inf, -np.inf, 1.0]], dtype=np.float32))
+    assert np.asarray(to_rgb(f))[0, :, 0].tolist() == [0, 128, 0, 255, 0, 255]
+    i = Image.fromarray(np.array([[-100, 0, 100]], dtype=np.int32))
+    assert np.asarray(to_rgb(i))[0, :, 0].tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values"),
+    [
+        (np.float32, lambda rng, shape: rng.normal(0.0, 50.0, shape)),  # stretched over its own range
+        (np.float32, lambda rng, shape: rng.uniform(0.0, 1.0, shape)),  # [0, 1]
+        (np.int32, lambda rng, shape: rng.integers(-70000, 70000, shape)),  # stretched
+        (np.uint16, lambda rng, shape: rng.integers(0, 65536, shape)),  # 16-bit
+    ],
+)
+def test_strip_by_strip_scaling_equals_scaling_the_whole_frame(dtype, values, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small strips force many of them (and a short last one); the range must still be the
+    # whole image's, so the result equals the straightforward whole-frame float64 computation.
+    import stylecore.imageio.decode as decode
+
+    monkeypatch.setattr(decode, "_STRIP_PIXELS", 37 * 5)
+    rng = np.random.default_rng(11)
+    arr = values(rng, (53, 37)).astype(dtype)
+    x = arr.astype(np.float64)
+    if dtype is np.uint16:
+        expected = np.rint(x / 257.0)
+    elif dtype is np.float32 and x.min() >= 0 and x.max() <= 1:
+        expected = np.rint(x * 255.0)
+    else:
+        expected = np.rint((x - x.min()) / (x.max() - x.min()) * 255.0)
+    out = np.asarray(to_rgb(Image.fromarray(arr)))
+    assert np.array_equal(out[..., 0], expected.astype(np.uint8))
+    assert np.array_equal(out[..., 0], out[..., 2])
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "BMP"])
 def test_one_bit_and_greyscale(fmt: str) -> None:
     img = Image.new("1", (32, 32), 0)
@@ -419,24 +441,3 @@ def test_preview_is_small_jpeg() -> None:
     prev = Image.open(io.BytesIO(data))
     assert prev.format == "JPEG" and prev.size == (256, 128)
     assert Image.open(io.BytesIO(encode_preview(solid((0, 0, 0), (40, 30))))).size == (40, 30)
-
-
-# --- tensors ---------------------------------------------------------------------------
-
-
-def test_tensor_round_trip_is_exact() -> None:
-    img = noise(23, 17)
-    t = image_to_tensor(img)
-    assert t.shape == (1, 3, 17, 23) and t.dtype == torch.float32
-    assert t.min() >= 0.0 and t.max() <= 1.0
-    assert np.array_equal(np.asarray(tensor_to_image(t)), np.asarray(img))
-    assert np.array_equal(np.asarray(tensor_to_image(t[0])), np.asarray(img))
-
-
-def test_tensor_to_image_clamps_and_rounds() -> None:
-    t = torch.tensor([1.5, -0.2, 0.5, float("nan"), 0.999, 0.002]).reshape(1, 3, 1, 2)
-    out = tensor_to_image(t)
-    assert out.getpixel((0, 0)) == (255, 128, 255)
-    assert out.getpixel((1, 0)) == (0, 0, 1)
-    with pytest.raises(ValueError):
-        tensor_to_image(torch.zeros(2, 3, 4, 4))

@@ -1,6 +1,9 @@
-"""The fair queue's pure logic: order, limits, bounds and estimates, without processes."""
+"""The fair queue's pure logic: order, limits, bounds and estimates, without processes.
+(Who may queue how much, and reservations, are in test_executor_admission.py.)"""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
@@ -15,8 +18,10 @@ def sched(slots: int = 1, **kw: int) -> FairScheduler:
     return FairScheduler(slots=slots, model=StepTimeModel(prior_per_mpx=1.0), **kw)
 
 
-def add(s: FairScheduler, job_id: str, user: str, pixels: int = 1_000_000, steps: int = 10) -> None:
-    s.add(job_id, user, pixels, steps)
+def add(
+    s: FairScheduler, job_id: str, user: str, pixels: int = 1_000_000, steps: int = 10, group: str | None = None
+) -> None:
+    s.add(job_id, user, pixels, steps, group=group)
 
 
 def drain_picks(s: FairScheduler) -> list[str]:
@@ -49,6 +54,30 @@ def test_newcomer_goes_before_a_user_who_was_just_served() -> None:
     assert s.pick() == "b0"
     s.finish("b0")
     assert s.pick() == "a1"
+
+
+def test_a_lone_group_is_not_starved_by_a_busy_one() -> None:
+    s = sched(max_queue=50, max_per_user_queued=10)
+    for i in range(4):  # a busy group: four members, three jobs each, all queued first
+        for m in range(4):
+            add(s, f"busy-m{m}-{i}", f"m{m}", group="busy")
+    add(s, "lone", "solo", group="quiet")
+    started = drain_picks(s)
+    assert started.index("lone") <= 1  # within the first round: one start per group
+    # Within the busy group its members still take turns.
+    assert started[:5] == ["busy-m0-0", "lone", "busy-m1-0", "busy-m2-0", "busy-m3-0"]
+
+
+def test_groups_take_turns_before_their_members_do() -> None:
+    s = sched(max_queue=50)
+    jobs = [("a0", "ann", "g1"), ("a1", "ann", "g1"), ("b0", "bob", "g1"), ("c0", "cat", "g2"), ("d0", "dan", None)]
+    jobs += [("c1", "cat", "g2"), ("a2", "ann", "g2")]  # ann in a second group: there it is g2's turn
+    for j, u, g in jobs:
+        add(s, j, u, group=g)
+    # Rounds over g1, g2 and the None group; in each, its least recently served member.
+    expected = ["a0", "c0", "d0", "b0", "a2", "a1", "c1"]
+    assert s.order() == expected
+    assert drain_picks(s) == expected
 
 
 def test_plan_matches_what_pick_does_with_two_slots_and_running_limits() -> None:
@@ -214,6 +243,30 @@ def test_the_plan_foresees_the_stacks_pick_and_pick_more_form() -> None:
             s.finish(j)
     assert list(planned.values()) == actual
     assert any(len(stack) > 1 for stack in actual) and len(actual) < len(jobs)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_plan_foresees_the_stacks_over_groups_too(seed: int) -> None:
+    rng = random.Random(seed)
+    s = sched(slots=1, max_queue=100, max_per_user_queued=100, max_per_user_running=rng.choice([1, 2]))
+    keys = {}
+    for i in range(30):
+        job_id, key = f"j{i}", rng.choice("SL")
+        keys[job_id] = key
+        group = rng.choice(["g1", "g1", "g1", "g2", None])
+        add(s, job_id, rng.choice(["u1", "u2", "u3"]), pixels=250_000 if key == "S" else 1_000_000, group=group)
+    batching = Batching(keys.__getitem__, max_batch=3, window=4)
+    planned: dict[float, list[str]] = {}
+    for p in s.plan({}, batching=batching):
+        planned.setdefault(p.start_in, []).append(p.job_id)
+    actual = []
+    while (head := s.pick()) is not None:
+        stack = [head, *s.pick_more(lambda jid, k=keys[head]: keys[jid] == k, 2, 4)]
+        actual.append(stack)
+        for j in stack:
+            s.finish(j)
+    assert list(planned.values()) == actual
+    assert sum(len(stack) for stack in actual) == 30
 
 
 def test_step_time_model_learns_and_scales() -> None:

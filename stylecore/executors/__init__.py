@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 from typing import Any
 
+from stylecore.executors.admission import Reservation
 from stylecore.executors.base import (
     TERMINAL,
     Executor,
@@ -73,6 +74,7 @@ __all__ = [
     "JobResult",
     "QueueEntry",
     "QueueFull",
+    "Reservation",
     "UserLimitReached",
     "WorkersUnavailable",
     "make_executor",

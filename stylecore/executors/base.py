@@ -1,8 +1,11 @@
 """The one small async protocol between a caller (e.g. a chat bot) and whatever runs the jobs.
 
-A caller only ever sees `Executor`, `JobHandle`, `Job`, `JobEvent` and `JobResult`; every
-backend sits behind the same `Dispatcher`, so the caller never learns where a job ran. Jobs
-carry image bytes, never paths, so they can cross machines.
+A caller only ever sees `Executor`, `JobHandle`, `Job`, `JobEvent`, `JobResult` and, to hold
+a place before a job's inputs exist, `Reservation`; every backend sits behind the same
+`Dispatcher`, so the caller never learns where a job ran. Jobs carry image bytes, never
+paths, so they can cross machines. The executor is the one owner of how many jobs a member
+may have (`stylecore.executors.admission`); a caller passes neutral keys and renders the
+refusal's facts.
 
 Writing a backend? Its contract is `stylecore.executors.backend.Backend` (what to implement,
 documented there); the registry of backends is `stylecore.executors.BACKENDS`.
@@ -14,10 +17,13 @@ import abc
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from stylecore.notes import Note
 from stylecore.options import StyleOptions
+
+if TYPE_CHECKING:
+    from stylecore.executors.admission import Reservation
 
 EventKind = Literal["queued", "started", "progress", "preview", "done", "failed", "cancelled"]
 FailureReason = Literal["bad_input", "worker_lost", "no_worker", "oom", "timeout", "shutdown", "internal"]
@@ -33,7 +39,12 @@ def new_job_id() -> str:
 class Job:
     """One request: inputs as encoded image bytes plus validated options.
 
-    `user_id` is the fairness key (round-robin between users); `meta` is opaque to the
+    `user_id` says whose job it is and `group` which community it belongs to (any string the
+    caller chooses, e.g. where it was asked; None is a group of its own): the queue takes
+    turns over groups, then over members within a group, and counts each member's jobs for
+    the limits (see `stylecore.executors.admission`). `max_active` is the group's own limit on
+    one member's queued + running + reserved jobs in it (None: the group sets none), given
+    with each job so a group's setting may change between requests. `meta` is opaque to the
     executor and handed back untouched (a caller keeps its own ids there).
     """
 
@@ -43,6 +54,12 @@ class Job:
     user_id: str
     job_id: str = field(default_factory=new_job_id)
     meta: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None
+    max_active: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_active is not None and self.max_active < 1:
+            raise ValueError("max_active must be at least 1 (or None for no group limit)")
 
 
 @dataclass(frozen=True)
@@ -95,11 +112,48 @@ class ExecutorError(Exception):
 
 
 class QueueFull(ExecutorError):
-    """The bounded global queue is full."""
+    """The bounded global queue is full (queued jobs and open reservations together)."""
+
+
+LimitScope = Literal["group", "everywhere"]
 
 
 class UserLimitReached(ExecutorError):
-    """This user already has as many running or queued jobs as allowed."""
+    """A member already has as many jobs as one of their limits allows.
+
+    The one refusal for every per-member limit, with the facts a caller needs to word its own
+    message: `scope` is "group" (the job's `max_active`, counting the member's jobs in that
+    group) or "everywhere" (the operator's cross-group caps); `limit` the number that was
+    reached; `counts` what it counts ("active": queued + running + reserved, "waiting":
+    queued + reserved); `job_ids` the member's queued and running jobs it counted, oldest
+    first; `pending` the member's open reservations it counted (requests not submitted yet).
+    """
+
+    def __init__(
+        self,
+        scope: LimitScope,
+        limit: int,
+        job_ids: tuple[str, ...] = (),
+        pending: int = 0,
+        counts: Literal["active", "waiting"] = "active",
+    ) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.job_ids = tuple(job_ids)
+        self.pending = pending
+        self.counts = counts
+        super().__init__(self._sentence())
+
+    def _sentence(self) -> str:
+        listed = [*self.job_ids, *([f"{self.pending} starting"] if self.pending else [])]
+        what = "queued or running" if self.counts == "active" else "waiting"
+        where = " here" if self.scope == "group" else (" in all" if self.counts == "active" else "")
+        number = len(self.job_ids) + self.pending
+        then = "finish" if self.counts == "active" else "start"
+        return (
+            f"you already have {number} job(s) {what}{where} ({', '.join(listed)}); "
+            f"the limit is {self.limit}: wait for one to {then} or cancel one"
+        )
 
 
 class JobFailed(ExecutorError):
@@ -130,6 +184,7 @@ class QueueEntry:
     position: int | None  # None while running
     eta: float | None
     meta: dict[str, Any]
+    group: str | None = None
 
 
 class JobHandle(abc.ABC):
@@ -171,8 +226,28 @@ class Executor(abc.ABC):
     async def start(self) -> None: ...
 
     @abc.abstractmethod
-    async def submit(self, job: Job) -> JobHandle:
-        """Queue a job; raises QueueFull, UserLimitReached or ExecutorClosed with a reason."""
+    async def submit(self, job: Job, *, reservation: Reservation | None = None, readmit: bool = False) -> JobHandle:
+        """Queue a job; raises QueueFull, UserLimitReached, WorkersUnavailable or ExecutorClosed
+        with a reason.
+
+        `reservation` (from `reserve`, for this job's user and group): the job takes the place
+        it held, so no limit is checked again; one that expired is ignored and the job admitted
+        as any other. `readmit`: the job was accepted before (e.g. by a process that has since
+        restarted), so the queue size and every per-member limit are not checked (accepted work
+        is never refused) but the job counts against them from now on; it is still refused
+        while the executor is closed or no worker can start, where it could not run.
+        """
+
+    def reserve(
+        self, user_id: str, group: str | None = None, max_active: int | None = None, *, timeout: float | None = None
+    ) -> Reservation:
+        """Hold a place for a job of `user_id` in `group` before its inputs exist, so a caller
+        can refuse ("queue full", "too many jobs") before expensive work such as downloading.
+        Cheap, synchronous and never blocking; raises as `submit` would. The place counts as a
+        queued job until `submit(job, reservation=...)` takes it, `release()` (or the end of a
+        `with` / `async with` block) gives it back, the reservation is garbage-collected, or
+        `timeout` seconds (default: the executor's `reservation_timeout`) pass."""
+        raise NotImplementedError(f"{type(self).__name__} does not take reservations")
 
     @abc.abstractmethod
     def get(self, job_id: str) -> JobHandle | None: ...

@@ -51,9 +51,13 @@ class ExecutorConfig:
     gpus: tuple[int, ...] | None = None  # local: which GPUs to use (default: all visible)
     threads_per_worker: int | None = None  # local CPU: torch threads each (default: cores / workers)
     weights: str = "original"  # network loaded at worker start
+    # The operator's caps, across every group (see stylecore.executors.admission; a group's own
+    # limit comes with each job as `Job.max_active`). Open reservations count as queued jobs.
     max_queue: int = 50  # jobs waiting (not running) before submit refuses with QueueFull
-    max_per_user_queued: int = 3
-    max_per_user_running: int = 1
+    max_per_user_queued: int = 3  # one member's waiting jobs
+    max_per_user_running: int = 1  # one member's jobs running at once (more wait their turn)
+    max_per_user_active: int | None = None  # one member's queued + running jobs; None: no cap of its own
+    reservation_timeout: float = 120.0  # seconds an unused reservation holds its place
     job_timeout: float | None = 900.0  # seconds of running per attempt; None = no limit
     kill_grace: float = 10.0  # a stop request unanswered this long gets the worker killed
     # Seconds every worker (re)start may take to load the network and report ready; one that
@@ -100,9 +104,11 @@ class ExecutorConfig:
         for name in ("max_queue", "max_per_user_queued", "max_per_user_running"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_per_user_active is not None and self.max_per_user_active < 1:
+            raise ValueError("max_per_user_active must be at least 1 (or None for no cap of its own)")
         if self.job_timeout is not None and self.job_timeout <= 0:
             raise ValueError("job_timeout must be positive (or None for no limit)")
-        for name in ("start_timeout", "restart_delay", "restart_delay_max"):
+        for name in ("start_timeout", "restart_delay", "restart_delay_max", "reservation_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive seconds")
         if self.memory_limit is not None and self.memory_limit <= 0:

@@ -13,6 +13,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
+from stylecore.executors.admission import Reservation
 from stylecore.executors.backend import Backend, WorkerLost
 from stylecore.executors.base import (
     Executor,
@@ -47,6 +48,8 @@ class Dispatcher(Executor):
             max_queue=config.max_queue,
             max_per_user_queued=config.max_per_user_queued,
             max_per_user_running=config.max_per_user_running,
+            max_per_user_active=config.max_per_user_active,
+            reservation_timeout=config.reservation_timeout,
             model=StepTimeModel(prior_per_mpx=config.step_seconds_per_mpx),
         )
         self.max_batch = max(1, backend.max_batch)
@@ -125,32 +128,56 @@ class Dispatcher(Executor):
 
     # -- submission and introspection -----------------------------------------------------
 
-    async def submit(self, job: Job) -> JobHandle:
-        if self._closing:
-            raise ExecutorClosed("shutting down and not taking new jobs")
-        if not self._started:
-            raise ExecutorError("the executor was not started")
+    def reserve(
+        self, user_id: str, group: str | None = None, max_active: int | None = None, *, timeout: float | None = None
+    ) -> Reservation:
+        """See Executor.reserve: cheap, synchronous, nothing awaited."""
+        self._check_open()
+        return self.scheduler.reserve(user_id, group, max_active, timeout=timeout)
+
+    async def submit(self, job: Job, *, reservation: Reservation | None = None, readmit: bool = False) -> JobHandle:
+        """See Executor.submit."""
+        self._check_open()
         if job.job_id in self._handles or job.job_id in self._finished:
             raise ValueError(f"job id {job.job_id} was already submitted")
-        why = self._unavailable()
-        if why is not None:
-            raise WorkersUnavailable(f"no worker is running ({why}); try again in a few minutes")
         size = size_job(job, self.config.device)
         h = Handle(job, self._cancel, pixels=size.pixels, stack_key=size.stack_key)
-        self.scheduler.add(job.job_id, job.user_id, h.pixels, job.options.steps)
+        self.scheduler.add(
+            job.job_id,
+            job.user_id,
+            h.pixels,
+            job.options.steps,
+            group=job.group,
+            max_active=job.max_active,
+            reservation=reservation,
+            readmit=readmit,
+        )
         self._handles[job.job_id] = h
         self._refresh_positions(force={job.job_id})
         self._pump()
         return h
 
+    def _check_open(self) -> None:
+        """Refuse new work while the executor cannot take any."""
+        if self._closing:
+            raise ExecutorClosed("shutting down and not taking new jobs")
+        if not self._started:
+            raise ExecutorError("the executor was not started")
+        why = self._unavailable()
+        if why is not None:
+            raise WorkersUnavailable(f"no worker is running ({why}); try again in a few minutes")
+
     def get(self, job_id: str) -> JobHandle | None:
         return self._handles.get(job_id) or self._finished.get(job_id)
 
     def queue(self) -> list[QueueEntry]:
-        out = [QueueEntry(h.job_id, h.user_id, "running", None, self._running_left(h), h.meta) for h in self._running()]
+        out = [
+            QueueEntry(h.job_id, h.user_id, "running", None, self._running_left(h), h.meta, h.group)
+            for h in self._running()
+        ]
         for p in self._plan():
             h = self._handles[p.job_id]
-            out.append(QueueEntry(h.job_id, h.user_id, "queued", p.position, p.eta, h.meta))
+            out.append(QueueEntry(h.job_id, h.user_id, "queued", p.position, p.eta, h.meta, h.group))
         return out
 
     def workers(self) -> list[dict[str, Any]]:

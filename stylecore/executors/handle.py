@@ -38,6 +38,7 @@ class Handle(JobHandle):
         self._loop = asyncio.get_running_loop()
         self.job_id = job.job_id
         self.user_id = job.user_id
+        self.group = job.group
         self.meta = job.meta
         self.job: Job | None = job  # the inputs; None once the job ended
         self.pixels = pixels  # output pixels, for time estimates

@@ -1,10 +1,14 @@
 """The fair queue both backends share: pure, synchronous and free of I/O so it can be
 tested exhaustively and reasoned about without an event loop.
 
-Fairness is "least recently served user first": a burst of ten jobs from one user does
-not push everyone else back ten places, each waiting user gets one start per round.
-Positions and ETAs come from simulating the queue over the worker slots with step times
-measured on this machine, so they stay honest as the hardware or sizes change.
+Fairness is taking turns twice over: first between groups (the least recently served group
+first), then between the members of the chosen group (its least recently served member
+first). A busy group with many members cannot starve a group with one job, and a burst of
+ten jobs from one member does not push the rest of their group back ten places. Jobs of one
+size still share a worker's stack, within a bounded window of that order. Who may queue how
+much is `admission`'s business. Positions and ETAs come from simulating the queue over the
+worker slots with step times measured on the machine, so they stay honest as the hardware
+or sizes change.
 """
 
 from __future__ import annotations
@@ -12,12 +16,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections import deque
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from stylecore.executors.base import QueueFull, UserLimitReached
+from stylecore.executors.admission import Admission, Claim, Limits, Reservation
 
 
 class StepTimeModel:
@@ -62,20 +65,138 @@ class StepTimeModel:
 
 @dataclass
 class _Ticket:
-    """A job as the queue sees it: whose it is, what it costs, and when it arrived (`seq`)."""
+    """A job as the queue sees it: whose it is, in which group, what it costs, and when it
+    arrived (`seq`)."""
 
     job_id: str
     user_id: str
+    group: str | None
     pixels: int
     steps: int
     seq: int
 
 
 @dataclass
-class _User:
-    queued: deque[_Ticket] = field(default_factory=deque)
+class _Member:
+    """One member's jobs in one group."""
+
+    queued: list[_Ticket] = field(default_factory=list)
     running: int = 0
-    last_served: int = -1  # pick counter at the last start; -1 = never
+    last: int = -1  # pick number of the member's last start in this group; -1 = never
+
+
+@dataclass
+class _Group:
+    members: dict[str, _Member] = field(default_factory=dict)
+    last: int = -1  # pick number of the group's last start; -1 = never
+
+
+class _FairOrder:
+    """Who starts next: retried jobs first, then the least recently served group, and in it
+    the least recently served member (ties: the earlier job). `pick`, the window jobs may join
+    a stack from, and `plan` all run these same rules, `plan` on a copy, so what it foresees is
+    what happens."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str | None, _Group] = {}
+        self.queued: dict[str, _Ticket] = {}
+        self.running: dict[str, int] = {}  # user -> running jobs in every group
+        self.front: list[str] = []  # retried jobs, in the order they go first
+        self.picks = 0
+
+    def copy(self) -> _FairOrder:
+        out = _FairOrder()
+        out.groups = {
+            key: _Group({uid: _Member(list(m.queued), m.running, m.last) for uid, m in g.members.items()}, g.last)
+            for key, g in self.groups.items()
+        }
+        out.queued = dict(self.queued)
+        out.running = dict(self.running)
+        out.front = list(self.front)
+        out.picks = self.picks
+        return out
+
+    def _member(self, t: _Ticket) -> _Member:
+        return self.groups.setdefault(t.group, _Group()).members.setdefault(t.user_id, _Member())
+
+    def push(self, t: _Ticket) -> None:
+        self._member(t).queued.append(t)
+        self.queued[t.job_id] = t
+
+    def push_front(self, t: _Ticket) -> None:
+        """A running job back at the head of the queue (its worker was lost)."""
+        member = self._member(t)
+        member.queued.insert(0, t)
+        self.queued[t.job_id] = t
+        self.front.append(t.job_id)
+        self.end(t)
+
+    def remove(self, t: _Ticket) -> None:
+        self._dequeue(t)
+        self._prune(t)
+
+    def _dequeue(self, t: _Ticket) -> None:
+        self.groups[t.group].members[t.user_id].queued.remove(t)
+        del self.queued[t.job_id]
+        if t.job_id in self.front:
+            self.front.remove(t.job_id)
+
+    def start(self, t: _Ticket) -> None:
+        self._dequeue(t)
+        group = self.groups[t.group]
+        member = group.members[t.user_id]
+        member.running += 1
+        self.running[t.user_id] = self.running.get(t.user_id, 0) + 1
+        group.last = member.last = self.picks
+        self.picks += 1
+
+    def end(self, t: _Ticket) -> None:
+        self.groups[t.group].members[t.user_id].running -= 1
+        self.running[t.user_id] -= 1
+        if self.running[t.user_id] <= 0:
+            del self.running[t.user_id]
+        self._prune(t)
+
+    def _prune(self, t: _Ticket) -> None:
+        # Forget idle members and groups so memory stays bounded; a returning one then counts
+        # as new, which is what taking turns would give it anyway.
+        group = self.groups[t.group]
+        member = group.members[t.user_id]
+        if not member.queued and member.running <= 0:
+            del group.members[t.user_id]
+            if not group.members:
+                del self.groups[t.group]
+
+    def next(self, max_running: float) -> _Ticket | None:
+        """The job to start next among those whose member runs fewer than `max_running`."""
+        for job_id in self.front:
+            t = self.queued[job_id]
+            if self.running.get(t.user_id, 0) < max_running:
+                return t
+        best: tuple[int, int, _Ticket] | None = None
+        for group in self.groups.values():
+            # (seq is unique, so tuples never compare their tickets)
+            heads = [
+                (m.last, m.queued[0].seq, m.queued[0])
+                for uid, m in group.members.items()
+                if m.queued and self.running.get(uid, 0) < max_running
+            ]
+            if not heads:
+                continue
+            key = (group.last, min(seq for _, seq, _ in heads))
+            if best is None or key < best[:2]:
+                best = (*key, min(heads)[2])
+        return best[2] if best is not None else None
+
+    def window(self, n: int) -> list[_Ticket]:
+        """The next `n` queued jobs in fair order, running limits aside: the jobs that may join
+        a stack."""
+        sim = self.copy()
+        out: list[_Ticket] = []
+        while len(out) < n and (t := sim.next(math.inf)) is not None:
+            sim.start(t)
+            out.append(t)
+        return out
 
 
 @dataclass(frozen=True)
@@ -100,12 +221,13 @@ class Batching:
 
 
 class FairScheduler:
-    """Per-user round robin with limits and a bounded queue.
+    """Fair turns over groups, then over members, with limits and a bounded queue.
 
-    `add` refuses with an exception whose text is fit for the user; `pick` hands out the next
-    job for a free slot (or None when every waiting user is at their running limit);
-    `finish` returns a running job's user quota. Running jobs' remaining time is told to
-    `plan` by the caller, which knows their progress.
+    `add` (or `reserve` first, then `add` with the reservation) admits a job or refuses with
+    an exception whose text is fit for the user (see `admission`); `pick` hands out the next
+    job for a free slot (or None when every waiting member is at their running limit);
+    `finish` ends a running job. Running jobs' remaining time is told to `plan` by the caller,
+    which knows their progress.
     """
 
     def __init__(
@@ -115,71 +237,93 @@ class FairScheduler:
         max_queue: int = 50,
         max_per_user_queued: int = 3,
         max_per_user_running: int = 1,
+        max_per_user_active: int | None = None,
+        reservation_timeout: float = 120.0,
         model: StepTimeModel | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if slots < 1 or max_queue < 1 or max_per_user_queued < 1 or max_per_user_running < 1:
+        if slots < 1 or max_per_user_running < 1:
             raise ValueError("slots and every limit must be at least 1")
         self.slots = slots
-        self.max_queue = max_queue
-        self.max_per_user_queued = max_per_user_queued
         self.max_per_user_running = max_per_user_running
+        self.admission = Admission(
+            Limits(max_queue, max_per_user_queued, max_per_user_active),
+            reservation_timeout=reservation_timeout,
+            clock=clock,
+        )
         self.model = model or StepTimeModel()
-        self._users: dict[str, _User] = {}
-        self._waiting: dict[str, _Ticket] = {}
+        self._order = _FairOrder()
         self._running: dict[str, _Ticket] = {}
         self._seq = itertools.count()
-        self._picks = itertools.count()
-        self._front: deque[str] = deque()  # retried jobs jump the round robin
 
     # -- admission ------------------------------------------------------------------------
 
     @property
     def queued_count(self) -> int:
-        return len(self._waiting)
+        return len(self._order.queued)
+
+    @property
+    def reserved_count(self) -> int:
+        """Open reservations (each holds a place in the queue)."""
+        return self.admission.reserved
 
     def running_ids(self) -> list[str]:
         return list(self._running)
 
-    def add(self, job_id: str, user_id: str, pixels: int, steps: int) -> None:
-        """Queue a job or raise QueueFull / UserLimitReached with a reason fit for a user."""
-        if job_id in self._waiting or job_id in self._running:
+    def check(self, user_id: str, group: str | None = None, max_active: int | None = None) -> None:
+        """Raise UserLimitReached or QueueFull if one more job of `user_id` in `group` would not
+        be admitted now (see `admission` for the rules)."""
+        claims = [Claim(t.job_id, t.user_id, t.group, False, t.seq) for t in self._order.queued.values()]
+        claims += [Claim(t.job_id, t.user_id, t.group, True, t.seq) for t in self._running.values()]
+        self.admission.check(user_id, group, max_active, claims, queued=self.queued_count, full_hint=self._full_hint)
+
+    def reserve(
+        self, user_id: str, group: str | None = None, max_active: int | None = None, *, timeout: float | None = None
+    ) -> Reservation:
+        """Hold a place for a job not yet submitted, or refuse as `add` would."""
+        if timeout is not None and not timeout > 0:
+            raise ValueError("a reservation's timeout must be positive seconds")
+        self.check(user_id, group, max_active)
+        return self.admission.hold(user_id, group, max_active, timeout)
+
+    def add(
+        self,
+        job_id: str,
+        user_id: str,
+        pixels: int,
+        steps: int,
+        *,
+        group: str | None = None,
+        max_active: int | None = None,
+        reservation: Reservation | None = None,
+        readmit: bool = False,
+    ) -> None:
+        """Queue a job or raise QueueFull / UserLimitReached with a reason fit for a user.
+
+        With a held `reservation` the job takes its place unchecked (an expired one is ignored);
+        `readmit` queues a job accepted once before without checking any limit."""
+        if job_id in self._order.queued or job_id in self._running:
             raise ValueError(f"job {job_id} is already known")
-        user = self._users.get(user_id)
-        if user is not None and len(user.queued) >= self.max_per_user_queued:
-            raise UserLimitReached(
-                f"you already have {len(user.queued)} job(s) waiting (the limit is "
-                f"{self.max_per_user_queued}); wait for one to start or cancel one"
-            )
-        if len(self._waiting) >= self.max_queue:
-            wait = self._first_free_in()
-            hint = f"; a slot should free up in about {_fmt_seconds(wait)}" if wait else ""
-            raise QueueFull(f"the queue is full ({len(self._waiting)} jobs waiting); try again later{hint}")
-        entry = _Ticket(job_id, user_id, pixels, steps, next(self._seq))
-        self._users.setdefault(user_id, _User()).queued.append(entry)
-        self._waiting[job_id] = entry
+        if reservation is not None and readmit:
+            raise ValueError("a readmitted job needs no reservation")
+        held = reservation is not None and reservation.redeem(self.admission.ledger, user_id, group)
+        if not (held or readmit):
+            self.check(user_id, group, max_active)
+        self._order.push(_Ticket(job_id, user_id, group, pixels, steps, next(self._seq)))
 
     def requeue_front(self, job_id: str) -> None:
         """Put a running job back at the head of the queue (its worker died; retry it next).
 
         Bypasses the queue bounds on purpose: the job was already admitted once.
         """
-        entry = self._running.pop(job_id)
-        user = self._users.setdefault(entry.user_id, _User())
-        user.running -= 1
-        user.queued.appendleft(entry)
-        self._waiting[job_id] = entry
-        self._front.append(job_id)
+        self._order.push_front(self._running.pop(job_id))
 
     def remove(self, job_id: str) -> bool:
         """Drop a queued job (cancel); False if it is not queued."""
-        entry = self._waiting.pop(job_id, None)
+        entry = self._order.queued.get(job_id)
         if entry is None:
             return False
-        user = self._users[entry.user_id]
-        user.queued.remove(entry)
-        if job_id in self._front:
-            self._front.remove(job_id)
-        self._prune(entry.user_id)
+        self._order.remove(entry)
         return True
 
     def drain(self) -> list[str]:
@@ -193,7 +337,7 @@ class FairScheduler:
 
     def pick(self) -> str | None:
         """The job a free slot should run next, now marked running; None if none may start."""
-        entry = self._choose(self._users_view(), list(self._front))
+        entry = self._order.next(self.max_per_user_running)
         if entry is None:
             return None
         self._start(entry)
@@ -202,44 +346,31 @@ class FairScheduler:
     def pick_more(self, match: Callable[[str], bool], limit: int, window: int) -> list[str]:
         """After `pick`: up to `limit` more queued jobs to share the picked job's slot, now running.
 
-        Only the next `window` jobs in round-robin order are considered, and each must satisfy
-        `match` (the same batch key) and its user's running limit, so a job can move up at most
-        `window - 1` places and never past what round robin would give it anyway. `plan`
-        foresees the same choice (`Batching`).
+        Only the next `window` jobs in fair order are considered, and each must satisfy
+        `match` (the same batch key) and its member's running limit, so a job can move up at
+        most `window - 1` places and never past what taking turns would give it anyway.
+        `plan` foresees the same choice (`Batching`).
         """
-        taken = self._joiners(self._users_view(), list(self._front), lambda e: match(e.job_id), limit, window)
+        taken = self._joiners(self._order, lambda e: match(e.job_id), limit, window)
         for entry in taken:
             self._start(entry)
         return [entry.job_id for entry in taken]
 
-    def _joiners(
-        self,
-        users: Mapping[str, Sequence[Any]],
-        front: list[str],
-        match: Callable[[_Ticket], bool],
-        limit: int,
-        window: int,
-    ) -> list[_Ticket]:
-        """Up to `limit` of the next `window` jobs in round-robin order that `match` and whose
-        user may run one more job: what joins a stack, for `pick_more` and `plan` alike."""
-        running = {uid: u[1] for uid, u in users.items()}
+    def _joiners(self, order: _FairOrder, match: Callable[[_Ticket], bool], limit: int, window: int) -> list[_Ticket]:
+        """Up to `limit` of the next `window` jobs in fair order that `match` and whose member
+        may run one more job: what joins a stack, for `pick_more` and `plan` alike."""
+        running = dict(order.running)
         out: list[_Ticket] = []
-        for entry in _round_robin({uid: (u[0], u[2]) for uid, u in users.items()}, front, window):
+        for entry in order.window(window):
             if len(out) >= limit:
                 break
-            if running[entry.user_id] < self.max_per_user_running and match(entry):
+            if running.get(entry.user_id, 0) < self.max_per_user_running and match(entry):
                 out.append(entry)
-                running[entry.user_id] += 1
+                running[entry.user_id] = running.get(entry.user_id, 0) + 1
         return out
 
     def _start(self, entry: _Ticket) -> None:
-        user = self._users[entry.user_id]
-        user.queued.remove(entry)
-        user.running += 1
-        user.last_served = next(self._picks)
-        del self._waiting[entry.job_id]
-        if entry.job_id in self._front:
-            self._front.remove(entry.job_id)
+        self._order.start(entry)
         self._running[entry.job_id] = entry
 
     def finish(self, job_id: str, *, seconds: float | None = None, steps: int | None = None) -> None:
@@ -249,33 +380,7 @@ class FairScheduler:
             return
         if seconds and steps:
             self.model.observe(entry.pixels, seconds / steps)
-        self._users[entry.user_id].running -= 1
-        self._prune(entry.user_id)
-
-    def _prune(self, user_id: str) -> None:
-        # Forget idle users so memory stays bounded; a returning user then counts as new,
-        # which is what round robin would give them anyway.
-        user = self._users.get(user_id)
-        if user is not None and not user.queued and user.running <= 0:
-            del self._users[user_id]
-
-    def _users_view(self) -> dict[str, tuple[list[_Ticket], int, int]]:
-        return {uid: (list(u.queued), u.running, u.last_served) for uid, u in self._users.items()}
-
-    def _choose(self, users: dict[str, tuple[list[_Ticket], int, int]], front: list[str]) -> _Ticket | None:
-        for job_id in front:
-            for queued, running, _ in users.values():
-                for e in queued:
-                    if e.job_id == job_id and running < self.max_per_user_running:
-                        return e
-        eligible = [
-            (last, queued[0].seq, queued[0])
-            for queued, running, last in users.values()
-            if queued and running < self.max_per_user_running
-        ]
-        if not eligible:
-            return None
-        return min(eligible, key=lambda t: (t[0], t[1]))[2]
+        self._order.end(entry)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -295,102 +400,60 @@ class FairScheduler:
         `running_left` maps running job ids to their estimated seconds left (the caller
         knows their progress); running jobs not in it are assumed to need a full run.
         `running_groups` says which running jobs share a slot (a stack; default: each its
-        own), and `batching` lets queued jobs form stacks as `pick_more` will. A user's next
+        own), and `batching` lets queued jobs form stacks as `pick_more` will. A member's next
         job can only start once one of theirs finishes, as in `pick`.
         """
-        users = {uid: [list(q), r, last] for uid, (q, r, last) in self._users_view().items()}
-        front = list(self._front)
+        sim = self._order.copy()
         tie = itertools.count()
-        busy: list[tuple[float, int, tuple[str, ...]]] = []  # (slot frees at, tiebreak, its jobs' users)
-        groups = [list(g) for g in running_groups or []]
-        grouped = {job_id for g in groups for job_id in g}
-        groups += [[job_id] for job_id in self._running if job_id not in grouped]
-        for group in groups:
-            entries = [self._running[j] for j in group if j in self._running]
+        busy: list[tuple[float, int, tuple[_Ticket, ...]]] = []  # (slot frees at, tiebreak, its jobs)
+        stacks = [list(g) for g in running_groups or []]
+        stacked = {job_id for g in stacks for job_id in g}
+        stacks += [[job_id] for job_id in self._running if job_id not in stacked]
+        for stack in stacks:
+            entries = tuple(self._running[j] for j in stack if j in self._running)
             if entries:
                 left = max(running_left.get(e.job_id, self.model.job_seconds(e.pixels, e.steps)) for e in entries)
-                heapq.heappush(busy, (max(0.0, left), next(tie), tuple(e.user_id for e in entries)))
+                heapq.heappush(busy, (max(0.0, left), next(tie), entries))
         free = max(0, self.slots - len(busy))
-        picks = itertools.count(max((u[2] for u in users.values()), default=-1) + 1)
         out: list[QueuePlace] = []
         now = 0.0
-
-        def start(entry: _Ticket) -> None:
-            user = users[entry.user_id]
-            user[0].remove(entry)
-            user[1] += 1
-            user[2] = next(picks)
-            if entry.job_id in front:
-                front.remove(entry.job_id)
-
-        while any(u[0] for u in users.values()):
-            if free > 0:
-                entry = self._choose({uid: (u[0], u[1], u[2]) for uid, u in users.items()}, front)
-                if entry is not None:
-                    start(entry)
-                    stack = [entry, *self._plan_joiners(entry, users, front, batching)]
-                    for member in stack[1:]:
-                        start(member)
-                    ends = [now + self.model.job_seconds(e.pixels, e.steps) for e in stack]
-                    for e, end in zip(stack, ends, strict=True):
-                        out.append(QueuePlace(e.job_id, len(out) + 1, now, end))
-                    heapq.heappush(busy, (max(ends), next(tie), tuple(e.user_id for e in stack)))
-                    free -= 1
-                    continue
-            # No free slot, or every waiting user is at their running limit: jump to the
+        while sim.queued:
+            if free > 0 and (entry := sim.next(self.max_per_user_running)) is not None:
+                sim.start(entry)
+                stack = [entry, *self._plan_joiners(entry, sim, batching)]
+                for member in stack[1:]:
+                    sim.start(member)
+                ends = [now + self.model.job_seconds(e.pixels, e.steps) for e in stack]
+                for e, end in zip(stack, ends, strict=True):
+                    out.append(QueuePlace(e.job_id, len(out) + 1, now, end))
+                heapq.heappush(busy, (max(ends), next(tie), tuple(stack)))
+                free -= 1
+                continue
+            # No free slot, or every waiting member is at their running limit: jump to the
             # next slot that frees up.
             if not busy:
                 break
-            finish_at, _, uids = heapq.heappop(busy)
+            finish_at, _, ended = heapq.heappop(busy)
             now = max(now, finish_at)
-            for uid in uids:
-                if uid in users:
-                    users[uid][1] -= 1
+            for e in ended:
+                sim.end(e)
             free += 1
         return out
 
-    def _plan_joiners(
-        self, head: _Ticket, users: dict[str, list], front: list[str], batching: Batching | None
-    ) -> list[_Ticket]:
-        """The queued jobs `pick_more` would stack with `head` (already started in `users`)."""
+    def _plan_joiners(self, head: _Ticket, order: _FairOrder, batching: Batching | None) -> list[_Ticket]:
+        """The queued jobs `pick_more` would stack with `head` (already started in `order`)."""
         if batching is None or batching.max_batch <= 1:
             return []
         key = batching.key_of(head.job_id)
         if key is None:
             return []
-        return self._joiners(
-            users, front, lambda e: batching.key_of(e.job_id) == key, batching.max_batch - 1, batching.window
-        )
+        return self._joiners(order, lambda e: batching.key_of(e.job_id) == key, batching.max_batch - 1, batching.window)
 
-    def _first_free_in(self) -> float | None:
+    def _full_hint(self) -> str:
         if not self._running:
-            return None
-        return min(self.model.job_seconds(e.pixels, e.steps) for e in self._running.values())
-
-
-def _round_robin(users: dict[str, tuple[list[_Ticket], int]], front: list[str], n: int) -> list[_Ticket]:
-    """The next `n` queued jobs in fair order (retried jobs first, then least recently served
-    user first), running limits aside: the window from which jobs may join a stack."""
-    queues = {uid: list(q) for uid, (q, _) in users.items()}
-    last = {uid: served for uid, (_, served) in users.items()}
-    out: list[_Ticket] = []
-    by_id = {e.job_id: e for q in queues.values() for e in q}
-    for job_id in front:
-        if len(out) < n and job_id in by_id:
-            entry = by_id[job_id]
-            queues[entry.user_id].remove(entry)
-            out.append(entry)
-    rounds = itertools.count(max(last.values(), default=-1) + 1)
-    for uid in dict.fromkeys(e.user_id for e in out):  # (in order: deterministic)
-        last[uid] = next(rounds)
-    while len(out) < n:
-        waiting = [(last[uid], q[0].seq, uid) for uid, q in queues.items() if q]
-        if not waiting:
-            break
-        uid = min(waiting)[2]
-        out.append(queues[uid].pop(0))
-        last[uid] = next(rounds)
-    return out
+            return ""
+        wait = min(self.model.job_seconds(e.pixels, e.steps) for e in self._running.values())
+        return f"; a slot should free up in about {_fmt_seconds(wait)}" if wait else ""
 
 
 def _fmt_seconds(seconds: float) -> str:
