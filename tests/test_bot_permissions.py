@@ -59,6 +59,7 @@ async def test_result_buttons_work_only_where_their_job_ran(bot_env: BotEnv) -> 
     bot = await bot_env.start_bot()
     result = await bot_env.wait_done(await bot_env.stylize(steps=2))
     job_id = job_id_of(result)
+    await bot_env.wait_state(job_id, "done")
     before = len(await bot.db.jobs_in(("queued", "running", "done")))
 
     # The stored job says it ran in another server (or in a member's DMs): its images start nothing here.
