@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.admin")
 PURGE_EVERY = 3600.0
+# Seconds a shutdown may take past STYLEBOT_SHUTDOWN_GRACE: pausing the jobs that did not finish
+# (bot.cogs.stylize.service.SETTLE), then closing Discord, the workers and the database.
+SHUTDOWN_MARGIN = 5.0
 
 
 def apply_endpoints(config: BotConfig) -> None:
@@ -180,22 +184,55 @@ class StyleBot(commands.Bot):
         log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user and self.user.id, len(self.guilds))
 
     async def close(self) -> None:
-        """Unload the extensions (`commands.Bot.close` does that first, while HTTP still works: the
-        stylize feature drains its jobs then, the SIGTERM path), then close Discord, the executor,
-        the health server and the database."""
+        """Stop within `shutdown_grace + SHUTDOWN_MARGIN` seconds, whatever Discord does.
+
+        The extensions are unloaded first, while HTTP still works (the stylize feature drains its
+        jobs then: the SIGTERM path, bounded by the grace and its own short settling time); then
+        Discord's connections, the executor, the health server and the database, each given what
+        is left of the budget. Nothing here waits on an answer from Discord for longer than that:
+        a client that cannot reconnect backs off for minutes, and a request to a dark network
+        only gives up after aiohttp's five-minute default.
+        """
         if self._closing:
             return await super().close()
         self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace + SHUTDOWN_MARGIN
+
+        def left(reserve: float = 0.0) -> float:
+            return max(0.5, deadline - reserve - loop.time())
+
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purge_task
-        await super().close()
-        if self._own_executor and self.executor is not None:
+        for ext in reversed(COGS):
             try:
-                await self.executor.shutdown(grace=0)
+                await self.unload_extension(ext)
             except Exception:
-                log.exception("executor shutdown failed")
+                log.exception("unloading %s failed", ext)
+        await self._bounded(super().close(), left(reserve=1.5), "closing the Discord connection")
+        if self._own_executor and self.executor is not None:
+            await self._bounded(self.executor.shutdown(grace=0), left(reserve=0.5), "stopping the workers")
         if self.health is not None:
-            await self.health.close()
+            await self._bounded(self.health.close(), 0.5, "closing the health server")
         await self.db.close()
+
+    @staticmethod
+    async def _bounded(step: Awaitable[Any], timeout: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(step, timeout)
+        except TimeoutError:
+            log.warning("%s took longer than %.1fs; going on without it", what, timeout)
+        except Exception:
+            log.exception("%s failed", what)
+
+    async def abort(self) -> None:
+        """The end of a shutdown that overran its budget anyway: let go of everything without waiting."""
+        if self.jobs is not None:
+            for follower in list(self.jobs.followers.values()):
+                if follower.task is not None:
+                    follower.task.cancel()
+        if not self.is_closed():
+            await self._bounded(discord.Client.close(self), 1.0, "closing the Discord connection")
+        self.db.abort()

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ pytest.register_assert_rewrite("bot_fixtures")
 from bot_fixtures import BotEnv, assert_throttled, idle_executor, image_of, job_id_of  # noqa: E402
 
 from bot import messages  # noqa: E402
+from bot.bot import SHUTDOWN_MARGIN  # noqa: E402
 from stylecore.executors.worker import plan_of  # noqa: E402
 from stylecore.memory import estimate_job_bytes, max_side_for  # noqa: E402
 from stylecore.options import StyleOptions  # noqa: E402
@@ -191,9 +193,11 @@ async def test_switches_to_the_channel_before_the_token_expires(bot_env: BotEnv)
     assert [m.id for m in fd.messages_in(fd.channel) if m.author.id == fd.bot_user.id] == [done.id]
 
 
-async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, tmp_path: Path) -> None:
+async def _bot_process(
+    bot_env: BotEnv, data: Path, **env: str
+) -> tuple[asyncio.subprocess.Process, asyncio.Task[bytes]]:
+    """`python -m bot` against the fake, configured through the environment as an operator would."""
     fd = bot_env.fd
-    data = tmp_path / "sigterm-data"
     environ = {
         **os.environ,
         "DISCORD_TOKEN": fd.token,
@@ -208,25 +212,45 @@ async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, 
         "STYLEBOT_LOG_LEVEL": "DEBUG",
         "STYLEBOT_DEFAULT_SIZE": "32",
         "STYLEBOT_COOLDOWN_SECONDS": "0",
+        **env,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         env=environ,
-        cwd=str(tmp_path),
+        cwd=str(data.parent),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     logs = asyncio.create_task(proc.stdout.read())  # type: ignore[union-attr]
+    return proc, logs
+
+
+async def _two_jobs(bot_env: BotEnv) -> tuple[Any, Any]:
+    """Once the bot process is up: one job running, one waiting."""
+    fd = bot_env.fd
+    await fd.wait_until_connected(timeout=180)
+    await fd._wait_until(lambda: fd.state.find_command("stylize", 1, fd.guild.id), 30, "command sync")
+    long = await bot_env.stylize(fd.member, size=32, steps=1000)
+    await bot_env.wait_text(long, "Stylizing", timeout=60)
+    queued = await bot_env.stylize(bot_env.add_member("bob"), size=32, steps=3)
+    await bot_env.wait_text(queued, "Queued", timeout=30)
+    return long, queued
+
+
+def _states(data: Path) -> list[str]:
+    with sqlite3.connect(data / "stylebot.sqlite3") as db:
+        return [r[0] for r in db.execute("SELECT state FROM jobs ORDER BY created_at")]
+
+
+async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, tmp_path: Path) -> None:
+    fd = bot_env.fd
+    data = tmp_path / "sigterm-data"
+    proc, logs = await _bot_process(bot_env, data)
     rc = None
     try:
-        await fd.wait_until_connected(timeout=180)
-        await fd._wait_until(lambda: fd.state.find_command("stylize", 1, fd.guild.id), 30, "command sync")
-        long = await bot_env.stylize(fd.member, size=32, steps=1000)
-        await bot_env.wait_text(long, "Stylizing", timeout=60)
-        queued = await bot_env.stylize(bot_env.add_member("bob"), size=32, steps=3)
-        await bot_env.wait_text(queued, "Queued", timeout=30)
+        long, queued = await _two_jobs(bot_env)
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), 60)
     except Exception:
@@ -242,13 +266,43 @@ async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, 
     assert rc == 0, out[-3000:]
     assert "shutdown requested" in out
     assert "Paused" in fd.original_message(long).content and "Paused" in fd.original_message(queued).content
-    with sqlite3.connect(data / "stylebot.sqlite3") as db:
-        states = [r[0] for r in db.execute("SELECT state FROM jobs")]
-    assert states == ["queued", "queued"]
+    assert _states(data) == ["queued", "queued"]
     # Secrets never reach the logs, even at DEBUG with request URLs logged.
     leaks = [line for line in out.splitlines() if any(t in line for t in (fd.token, long.token, queued.token))]
     assert not leaks, [line[:200] for line in leaks[:5]]
     assert "[REDACTED]" in out
+
+
+async def test_sigterm_while_discord_is_unreachable_exits_within_the_grace(bot_env: BotEnv, tmp_path: Path) -> None:
+    fd = bot_env.fd
+    data = tmp_path / "unreachable-data"
+    grace = 3.0
+    proc, logs = await _bot_process(bot_env, data, STYLEBOT_SHUTDOWN_GRACE=str(grace))
+    try:
+        await _two_jobs(bot_env)
+        # Discord goes dark: the gateway is a black hole, and REST requests are never answered.
+        await fd.gateway_unreachable(hang=True)
+        fd.fail_next("*", r"/(channels|webhooks|interactions)/.*", 503, times=10**6, delay=3600.0)
+        await fd.wait_until(lambda: fd.gateway.refused >= 1, 120, "a reconnect attempt")
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), grace + 60)
+        took = loop.time() - sent
+    except Exception:
+        if proc.returncode is None:
+            proc.kill()
+        print((await logs).decode(errors="replace")[-6000:])
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    out = (await logs).decode(errors="replace")
+    print(f"exited {took:.1f} s after SIGTERM (grace {grace:g} s)")
+    assert rc == 0, out[-3000:]
+    assert took <= grace + SHUTDOWN_MARGIN + 4, out[-3000:]  # (and a few seconds for the interpreter to end)
+    assert _states(data) == ["queued", "queued"]  # both wait for the next start
 
 
 async def test_worker_killed_mid_job_tells_the_user_and_the_bot_carries_on(bot_env: BotEnv) -> None:

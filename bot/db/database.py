@@ -181,6 +181,13 @@ class Database:
                 await self._conn.close()
                 self._conn = None
 
+    def abort(self) -> None:
+        """Stop the connection's thread without waiting for anyone (a shutdown out of time): its
+        thread would otherwise keep the process alive. SQLite's journal keeps the file consistent."""
+        if self._conn is not None:
+            self._conn.stop()
+            self._conn = None
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Statements run on the yielded connection commit together, or not at all if anything raises."""

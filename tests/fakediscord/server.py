@@ -238,6 +238,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
 
     async def stop(self) -> None:
         """Close every gateway connection, stop the server, and undo ``install()``."""
+        self.gateway.come_up()  # let held connection attempts finish
         await self.gateway.drop(1001, reason=b"fake discord stopping", timeout=2.0)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -420,6 +421,16 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
     async def restart_gateway(self) -> None:
         """A resumable server-side close (what a Discord gateway restart looks like)."""
         await self.gateway.drop(4000)
+
+    async def gateway_unreachable(self, *, hang: bool = False) -> None:
+        """Take the gateway down: every socket is closed and new connections fail (``hang``: are never
+        answered, so the client's connect times out) until ``gateway_reachable()``. REST still works;
+        combine with ``fail_next``/``drop_next`` for a Discord that is unreachable altogether."""
+        await self.gateway.go_down("hang" if hang else "refuse")
+
+    def gateway_reachable(self) -> None:
+        """Let gateway connections through again (the client reconnects by its own backoff)."""
+        self.gateway.come_up()
 
     async def invalidate_session(self, *, resumable: bool = False) -> None:
         """Send op 9 INVALID_SESSION; with ``resumable=False`` the client must IDENTIFY again."""

@@ -52,8 +52,9 @@ def smaller_result(png: bytes, sent_bytes: int) -> EncodedImage | None:
         return None
 
 
-# Pause and "could not deliver" notices get one quick try: the row already says everything.
-PAUSE_RETRY = Retry(attempts=1, timeout=10.0)
+# Pause and "could not deliver" notices get one quick try: the row already says everything, and a
+# shutdown must not wait on Discord (it fits in the service's SETTLE).
+PAUSE_RETRY = Retry(attempts=1, timeout=2.5)
 
 
 class JobFollower:

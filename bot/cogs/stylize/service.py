@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Seconds after the grace period that pausing the remaining jobs may take (their rows are written
+# at once; their messages get one short try). See StyleBot.close for the whole shutdown's budget.
+SETTLE = 3.0
+
 
 @dataclass(eq=False)
 class Admission:
@@ -298,8 +302,13 @@ class JobService:
         log.info("job %s: its result was delivered (message %s) before the restart", record.job_id, found)
         return True
 
-    async def drain(self, grace: float) -> None:
-        """Stop taking jobs; give running ones `grace` seconds; pause the rest for the next start."""
+    async def drain(self, grace: float, settle: float = SETTLE) -> None:
+        """Stop taking jobs; give running ones `grace` seconds; pause the rest for the next start.
+
+        Pausing writes each row first and then tells its message once, briefly; after `settle`
+        seconds whatever is still talking to Discord is cancelled, so a Discord that does not
+        answer cannot hold the shutdown past `grace + settle`.
+        """
         self.accepting = False
         if not self.followers:
             return
@@ -313,6 +322,9 @@ class JobService:
             await follower.pause()
         tasks = [f.task for f in self.followers.values() if f.task is not None]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=max(10.0, 2 * self.config.edit_interval + 5))
+            _, pending = await asyncio.wait(tasks, timeout=settle)
             for task in pending:
                 task.cancel()
+            if pending:
+                log.warning("stopped %d job(s) still talking to Discord after the grace period", len(pending))
+                await asyncio.wait(pending, timeout=1.0)
