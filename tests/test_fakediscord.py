@@ -424,6 +424,18 @@ async def test_gateway_drop_resumes_and_replays() -> None:
             assert (await asyncio.wait_for(seen.get(), 5)).content == "after reconnect"
 
 
+async def test_an_unreachable_gateway_refuses_until_it_is_back() -> None:
+    async with FakeDiscord() as fd:
+        bot = make_bot()
+        async with fd.running(bot):
+            await fd.gateway_unreachable()
+            await fd.wait_until(lambda: fd.gateway.refused >= 1, 10, "a refused reconnect")
+            assert fd.resume_count == 0 and not [s for s in fd.sessions.values() if s.conn is not None and not s.dead]
+            fd.gateway_reachable()
+            await fd.wait_for_resume(timeout=30)  # discord.py's own backoff brings it back
+            await fd.wait_until(lambda: bot.ws is not None and bot.ws.open, 10, "an open socket")
+
+
 async def test_followups_selects_and_autocomplete() -> None:
     picked: list[str] = []
 
