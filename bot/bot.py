@@ -25,6 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
+from bot.blocklist import Blocklist
 from bot.config import BotConfig
 from bot.db import Database
 from bot.errors import handle_interaction_error
@@ -87,6 +88,7 @@ class StyleBot(commands.Bot):
         apply_endpoints(config)
         self.config = config
         self.base_settings = GuildSettings().with_overrides(config.guild_defaults).check()
+        self.blocks = Blocklist(config.blocked_users, config.blocked_guilds)
         self.db = Database(
             config.db_path,
             inputs_max_bytes=config.inputs_max_bytes,
@@ -105,6 +107,7 @@ class StyleBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.db.open()
+        await self.blocks.load(self.db)
         if self.executor is None:
             self.executor = await asyncio.to_thread(make_executor_from_config, self.config)
         if self._own_executor:

@@ -14,7 +14,17 @@ import discord
 from discord import app_commands
 
 from bot import messages
-from bot.errors import BadInput, BotLacksPermissions, ChannelNotAllowed, JobElsewhere, NotAdmin, OverLimit
+from bot.blocklist import Blocklist
+from bot.errors import (
+    BadInput,
+    Blocked,
+    BotLacksPermissions,
+    ChannelNotAllowed,
+    JobElsewhere,
+    NotAdmin,
+    NotOperator,
+    OverLimit,
+)
 from bot.guild_settings import GuildSettings
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -118,6 +128,26 @@ def admin_only() -> Any:
             raise app_commands.NoPrivateMessage()
         if not is_admin(interaction.permissions):
             raise NotAdmin(messages.NOT_ADMIN)
+        return True
+
+    return app_commands.check(predicate)
+
+
+def check_not_blocked(blocks: Blocklist, user_id: int, guild_id: int | None) -> None:
+    """The operator's blocks come before everything else, so nothing of theirs is ever downloaded."""
+    if blocks.blocked("user", user_id):
+        raise Blocked(messages.BLOCKED_MEMBER)
+    if blocks.blocked("guild", guild_id):
+        raise Blocked(messages.BLOCKED_SERVER)
+
+
+def operator_only() -> Any:
+    """The bot's operator: the application's owner, or its team's members (`commands.Bot.is_owner`
+    reads them from the application). Server admins see the command but cannot run it."""
+
+    async def predicate(interaction: discord.Interaction[Any]) -> bool:
+        if not await interaction.client.is_owner(interaction.user):
+            raise NotOperator(messages.NOT_OPERATOR)
         return True
 
     return app_commands.check(predicate)

@@ -13,6 +13,7 @@ a value given from Python (tests, embedding) is already in those units.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -75,6 +77,21 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
+def _ids(value: Any) -> Any:
+    """Discord ids separated by commas or spaces ("123, 456"); mentions like <@123> are accepted too."""
+    if not isinstance(value, str):
+        return value
+    ids = set()
+    for token in re.split(r"[\s,]+", value.strip()):
+        digits = token.strip("<@!#&>")
+        if not token:
+            continue
+        if not digits.isdigit():
+            raise ValueError("expected Discord ids separated by commas (e.g. 123456789012345678, 223456789012345678)")
+        ids.add(int(digits))
+    return frozenset(ids)
+
+
 def _var(name: str | AliasChoices, default: Any, **constraints: Any) -> Any:
     """A field read from the variable `name`; Python code may still pass it by the field's own name."""
     return Field(default, validation_alias=name, **constraints)
@@ -91,6 +108,7 @@ HttpUrl = Annotated[str, BeforeValidator(_url("http", "https", example="https://
 WsUrl = Annotated[str, BeforeValidator(_url("ws", "wss", example="wss://gateway.example"))]
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(str.upper)]
 Port = Annotated[int | None, BeforeValidator(_off_means_none)]  # "off" disables the server
+Ids = Annotated[frozenset[int], NoDecode, BeforeValidator(_ids)]  # not JSON: a plain list of ids
 
 
 class BotConfig(BaseSettings):
@@ -139,6 +157,9 @@ class BotConfig(BaseSettings):
     shutdown_grace: float = _var("STYLEBOT_SHUTDOWN_GRACE", 60.0, ge=0)
     health_host: str = _var("STYLEBOT_HEALTH_HOST", "127.0.0.1")
     health_port: Port = _var("STYLEBOT_HEALTH_PORT", 8080, ge=0, le=65535)
+    # members and servers refused outright, on top of those blocked with /stylebot operator block
+    blocked_users: Ids = _var("STYLEBOT_BLOCKED_USERS", frozenset())
+    blocked_guilds: Ids = _var("STYLEBOT_BLOCKED_GUILDS", frozenset())
     # bot-wide defaults for per-server settings, from STYLEBOT_<SETTING> (see _guild_defaults)
     guild_defaults: Mapping[str, Any] = Field(default_factory=dict)
 

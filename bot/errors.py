@@ -74,6 +74,14 @@ class NotYourJob(StyleBotError):
     """Someone else's job, and no Manage Messages where it runs."""
 
 
+class Blocked(StyleBotError):
+    """The operator has blocked this member or server."""
+
+
+class NotOperator(StyleBotError, app_commands.CheckFailure):
+    """An operator command run by someone other than the application's owner."""
+
+
 class JobElsewhere(StyleBotError):
     """A result button of a job that ran in another server (or in someone else's DMs)."""
 

@@ -387,6 +387,8 @@ def bot_lacks(perms: Iterable[str]) -> str:
 
 
 NOT_ADMIN = "You need the Manage Server permission to change StyleBot's settings."
+BLOCKED_MEMBER = "You can't use StyleBot: its operator has blocked your account."
+BLOCKED_SERVER = "StyleBot isn't available in this server: its operator has blocked it."
 NOT_YOUR_JOB = (
     "Only the person who started this job, or someone with Manage Messages in the channel where it runs, can cancel it."
 )
@@ -504,6 +506,57 @@ NOT_STARTED = "not taking jobs yet (starting)"
 def no_worker_ready(errors: Sequence[str]) -> str:
     """Why /readyz fails when no worker can take a job; `errors` are the workers' last start failures."""
     return "no worker is ready" + (f" (last start failed: {'; '.join(errors)})" if errors else "")
+
+
+# -- /stylebot operator (the bot's owner) ----------------------------------------------------
+
+NOT_OPERATOR = "Only StyleBot's operator (the owner of its Discord application) can do that."
+_TARGET = {"user": "<@{}>", "guild": "server `{}`"}
+
+
+def _target(kind: str, target_id: int) -> str:
+    return _TARGET[kind].format(target_id)
+
+
+def bad_target(kind: str, text: str) -> str:
+    what = "a member mention or id" if kind == "user" else "a server id"
+    return f"`{text}` isn't {what}."
+
+
+def now_blocked(kind: str, target_id: int, reason: str | None) -> str:
+    why = f" ({reason})" if reason else ""
+    return f"Blocked {_target(kind, target_id)}{why}. Their requests are refused before anything is downloaded."
+
+
+def now_unblocked(kind: str, target_id: int) -> str:
+    return f"Unblocked {_target(kind, target_id)}."
+
+
+def not_blocked(kind: str, target_id: int) -> str:
+    return f"{_target(kind, target_id)} isn't blocked here."
+
+
+def blocked_by_configuration(kind: str, target_id: int) -> str:
+    variable = "STYLEBOT_BLOCKED_USERS" if kind == "user" else "STYLEBOT_BLOCKED_GUILDS"
+    return f"{_target(kind, target_id)} is blocked by the bot's configuration ({variable}); change it there."
+
+
+def block_list(entries: Iterable[tuple[str, int, bool, str | None]]) -> str:
+    """(kind, id, stored, reason) per blocked member or server."""
+    lines = [
+        f"{_target(kind, target_id)}" + (f" — {reason}" if reason else "") + ("" if stored else " *(configuration)*")
+        for kind, target_id, stored, reason in entries
+    ]
+    return "\n".join(["**Blocked**", *lines]) if lines else "Nobody is blocked."
+
+
+def taken_down(job_id: str, deleted: bool) -> str:
+    gone = "its result message is deleted" if deleted else "its result message was already gone"
+    return f"Job `{job_id}` is taken down: {gone} and its images are no longer stored."
+
+
+def job_removed(job_id: str) -> str:
+    return f"Job `{job_id}` was taken down by the bot's operator."
 
 
 # -- /stylebot status -----------------------------------------------------------------------

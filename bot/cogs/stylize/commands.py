@@ -9,6 +9,7 @@ buttons are registered here too, so they belong to the feature's lifetime.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,12 @@ from discord.app_commands import Transform
 from discord.ext import commands
 
 from bot import messages
-from bot.checks import check_bot_permissions, check_channel, image_attachments, is_admin
+from bot.checks import check_bot_permissions, check_channel, check_not_blocked, image_attachments, is_admin
 from bot.cogs.stylize import requests
 from bot.cogs.stylize.parameters import Declared, describe_declared
 from bot.cogs.stylize.service import JobService
 from bot.cogs.stylize.views import AgainButton, CancelButton, QueuePager, StyleModal
-from bot.errors import BadInput, JobNotFound, describe
+from bot.errors import BadInput, Blocked, JobNotFound, describe
 
 if TYPE_CHECKING:
     from bot.bot import StyleBot
@@ -36,7 +37,9 @@ class Stylize(commands.Cog):
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Stylize this image", callback=self.stylize_menu)
         assert bot.executor is not None, "the executor starts before the extensions load"
-        self.service = JobService(bot, bot.db, bot.executor, bot.config, bot.base_settings, bot.metrics)
+        self.service = JobService(
+            bot, bot.db, bot.executor, bot.config, bot.base_settings, bot.metrics, blocks=bot.blocks
+        )
 
     async def cog_load(self) -> None:
         """Serve the buttons of earlier messages, then re-queue what a previous process left."""
@@ -76,6 +79,7 @@ class Stylize(commands.Cog):
         await requests.from_interaction(self.service, interaction, content, style, source="slash", choices=choices)
 
     async def stylize_menu(self, interaction: discord.Interaction[StyleBot], message: discord.Message) -> None:
+        check_not_blocked(self.service.blocks, interaction.user.id, interaction.guild_id)
         images = image_attachments(message)
         if not images:
             raise BadInput(messages.NO_IMAGE_IN_MESSAGE)
@@ -89,6 +93,13 @@ class Stylize(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
         if message.author.bot or me is None or not any(u.id == me.id for u in message.mentions):
+            return
+        try:
+            check_not_blocked(self.service.blocks, message.author.id, message.guild.id if message.guild else None)
+        except Blocked as exc:  # told once, plainly; nothing of theirs is read or downloaded
+            log.info("refused a mention from blocked member %s: %s", message.author.id, exc)
+            with contextlib.suppress(discord.HTTPException):
+                await message.reply(str(exc), mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
         referenced = None
         if message.reference is not None and message.reference.message_id is not None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import messages
+from bot.blocklist import Blocklist
 from bot.checks import can_manage_job, permissions_where_job_lives
 from bot.cogs.stylize.delivery import find_delivered
 from bot.cogs.stylize.follower import JobFollower
@@ -64,8 +65,11 @@ class JobService:
         config: BotConfig,
         base_settings: GuildSettings,
         metrics: Metrics | None = None,
+        *,
+        blocks: Blocklist | None = None,
     ) -> None:
         self.client = client
+        self.blocks = blocks or Blocklist()  # the operator's blocks, checked before anything else
         self.db = db
         self.executor = executor
         self.config = config
@@ -215,6 +219,31 @@ class JobService:
         if not await follower.cancel(by=user.id):
             raise JobNotFound(messages.already_finished(job_id))
         return record
+
+    async def take_down(self, job_id: str, by: int, reason: str | None = None) -> bool:
+        """The operator removes a job: a job not over yet is cancelled first; then its message is
+        deleted, its stored images dropped and its row marked "removed" (so its buttons say so).
+        Returns whether a message was deleted (False: it was already gone)."""
+        record = await self.db.get_job(job_id)
+        if record is None:
+            raise JobNotFound(messages.unknown_job(job_id))
+        follower = self.followers.get(job_id)
+        if follower is not None:
+            await follower.cancel(by=by)
+            if follower.task is not None:
+                await asyncio.wait({follower.task}, timeout=30.0)
+            record = await self.db.get_job(job_id) or record
+        deleted = False
+        if record.message_id is not None:
+            message = self.client.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)
+            try:
+                await message.delete()
+                deleted = True
+            except discord.NotFound:
+                pass
+        await self.db.update_job(job_id, state="removed", error=f"taken down by {by}: {reason or 'no reason given'}")
+        log.warning("job %s taken down by operator %s (%s)", job_id, by, reason or "no reason given")
+        return deleted
 
     async def active_jobs(self, guild_id: int | None, owner_id: int | None) -> list[JobRecord]:
         """Queued and running jobs, oldest first; `owner_id` None for everyone's."""
