@@ -34,14 +34,6 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-def fmt_gib(n_bytes: object) -> str:
-    """A byte count as GiB for people ("1.5 GiB", "140 GiB"); "?" when unknown."""
-    if not isinstance(n_bytes, int):
-        return "?"
-    gib = n_bytes / 2**30
-    return f"{gib:.1f} GiB" if gib < 10 else f"{gib:.0f} GiB"
-
-
 def _names(perms: Iterable[str]) -> str:
     """Permission flags as Discord's client names them ("manage_guild" -> "Manage Server")."""
     return ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in perms)
@@ -407,6 +399,10 @@ def already_finished(job_id: str, state: str | None = None) -> str:
     return f"Job `{job_id}` has already finished ({state})." if state else f"Job `{job_id}` has already finished."
 
 
+def job_removed(job_id: str) -> str:
+    return f"Job `{job_id}` was taken down by the bot's operator."
+
+
 def inputs_expired(ttl_seconds: float) -> str:
     return (
         f"The images behind this result are no longer kept (they're deleted after "
@@ -449,153 +445,5 @@ def slow_down(retry_after: float) -> str:
     return f"Slow down a little; try again in {retry_after:.0f} s."
 
 
-# -- server settings (admins) ---------------------------------------------------------------
-
-
-def settings_table(rows: Iterable[tuple[str, str, str, bool]]) -> str:
-    """`/stylebot config show`: (key, value, description, overridden) per setting."""
-    lines = ["**StyleBot settings for this server**"]
-    for key, value, description, overridden in rows:
-        mark = "" if overridden else " *(default)*"
-        lines.append(f"`{key}` = **{value}**{mark}\n-# {description}")
-    return "\n".join(lines)
-
-
-def setting_changed(key: str, value: str) -> str:
-    return f"`{key}` is now **{value}**."
-
-
-def setting_reset(key: str, value: str) -> str:
-    return f"`{key}` is back to its default: **{value}**."
-
-
-ALL_SETTINGS_RESET = "All settings are back to their defaults."
-
-
-def cannot_set(key: str, problem: object) -> str:
-    return f"Can't set `{key}`: {problem}"
-
-
-def cannot_reset_alone(key: str, problem: object) -> str:
-    return f"Can't reset `{key}` alone: {problem}. Reset the other one too."
-
-
-def default_above_max(default_key: str, default: str, max_key: str, maximum: str) -> str:
-    return f"{default_key} ({default}) can't be above {max_key} ({maximum})"
-
-
-def unknown_setting(key: str, known: Iterable[str]) -> str:
-    return f"unknown setting {key!r}; choose one of: {', '.join(known)}"
-
-
-def bad_channels(token: str) -> str:
-    return f"expected channel mentions like #art or channel ids, or 'all'; got {token!r}"
-
-
-def channels(channel_ids: Sequence[int]) -> str:
-    return " ".join(f"<#{c}>" for c in channel_ids) if channel_ids else "all channels"
-
-
-# -- health probes (operators) --------------------------------------------------------------
-
-NOT_CONNECTED = "not connected to Discord"
-SHUTTING_DOWN = "shutting down"
-NOT_STARTED = "not taking jobs yet (starting)"
-
-
-def no_worker_ready(errors: Sequence[str]) -> str:
-    """Why /readyz fails when no worker can take a job; `errors` are the workers' last start failures."""
-    return "no worker is ready" + (f" (last start failed: {'; '.join(errors)})" if errors else "")
-
-
-# -- /stylebot operator (the bot's owner) ----------------------------------------------------
-
-NOT_OPERATOR = "Only StyleBot's operator (the owner of its Discord application) can do that."
-_TARGET = {"user": "<@{}>", "guild": "server `{}`"}
-
-
-def _target(kind: str, target_id: int) -> str:
-    return _TARGET[kind].format(target_id)
-
-
-def bad_target(kind: str, text: str) -> str:
-    what = "a member mention or id" if kind == "user" else "a server id"
-    return f"`{text}` isn't {what}."
-
-
-def now_blocked(kind: str, target_id: int, reason: str | None) -> str:
-    why = f" ({reason})" if reason else ""
-    return f"Blocked {_target(kind, target_id)}{why}. Their requests are refused before anything is downloaded."
-
-
-def now_unblocked(kind: str, target_id: int) -> str:
-    return f"Unblocked {_target(kind, target_id)}."
-
-
-def not_blocked(kind: str, target_id: int) -> str:
-    return f"{_target(kind, target_id)} isn't blocked here."
-
-
-def blocked_by_configuration(kind: str, target_id: int) -> str:
-    variable = "STYLEBOT_BLOCKED_USERS" if kind == "user" else "STYLEBOT_BLOCKED_GUILDS"
-    return f"{_target(kind, target_id)} is blocked by the bot's configuration ({variable}); change it there."
-
-
-def block_list(entries: Iterable[tuple[str, int, bool, str | None]]) -> str:
-    """(kind, id, stored, reason) per blocked member or server."""
-    lines = [
-        f"{_target(kind, target_id)}" + (f" — {reason}" if reason else "") + ("" if stored else " *(configuration)*")
-        for kind, target_id, stored, reason in entries
-    ]
-    return "\n".join(["**Blocked**", *lines]) if lines else "Nobody is blocked."
-
-
-def taken_down(job_id: str, deleted: bool) -> str:
-    gone = "its result message is deleted" if deleted else "its result message was already gone"
-    return f"Job `{job_id}` is taken down: {gone} and its images are no longer stored."
-
-
-def job_removed(job_id: str) -> str:
-    return f"Job `{job_id}` was taken down by the bot's operator."
-
-
-# -- /stylebot status -----------------------------------------------------------------------
-
-
-def worker_line(info: Mapping[str, Any]) -> str:
-    """One worker as an operator needs it: where it runs, whether it is up, how large a job fits."""
-    device = str(info.get("device") or "starting")
-    if info.get("gpu"):
-        device += f" ({info['gpu']}, {fmt_gib(info.get('memory_total'))})"
-    state = "ready" if info.get("ready", True) else "down"
-    max_side = info.get("max_side")
-    if isinstance(max_side, int):
-        fits = f"jobs up to {max_side} px fit in {fmt_gib(info.get('memory_budget'))}" if max_side else "no job fits"
-    else:
-        fits = "no memory cap"
-    return f"`{info.get('slot', '?')}` {device} · {state} · {fits}"
-
-
-def status(
-    kind: str, workers: list[Mapping[str, Any]], running: int, queued: int, *, max_size: int, default_size: int
-) -> str:
-    """The bot's state for admins, and whether this server's size limit fits the workers."""
-    lines = [f"**StyleBot status** — {kind} executor, {len(workers)} worker(s)"]
-    lines += [worker_line(w) for w in workers] or ["no worker is up yet"]
-    lines.append(f"Jobs: {running} running, {queued} waiting")
-    lines.append(f"This server: sizes up to {max_size} px (default {default_size} px)")
-    warning = size_warning(max_size, workers)
-    if warning:
-        lines.append(warning)
-    return "\n".join(lines)
-
-
-def size_warning(max_size: int, workers: list[Mapping[str, Any]]) -> str | None:
-    """A warning when members may ask for more pixels than the smallest worker's memory holds."""
-    sides = [w["max_side"] for w in workers if isinstance(w.get("max_side"), int)]
-    if not sides or max_size <= min(sides):
-        return None
-    return (
-        f"-# ⚠️ `max_size` is above what fits in a worker's memory ({min(sides)} px): larger jobs run "
-        "at the largest size that fits, and their message says so."
-    )
+# Server admins' and the operator's wording (settings, status, health, operator controls).
+from bot.messages.admin import *  # noqa: E402, F403
