@@ -255,16 +255,12 @@ MESSAGE_LIMIT = 2000  # characters in a message's content (Discord's Create Mess
 QUEUE_PAGE_LINES = 15  # jobs per /queue page, however short their lines
 
 
-def queue_listing(lines: Sequence[str], *, admin: bool, others: int) -> str:
-    """/queue on one page: your jobs (an admin: every job in the server), or why the list is empty."""
-    return queue_pages(lines, admin=admin, others=others)[0]
-
-
 def queue_pages(
     lines: Sequence[str], *, admin: bool, others: int, limit: int = MESSAGE_LIMIT, per_page: int = QUEUE_PAGE_LINES
 ) -> list[str]:
-    """/queue as pages that each fit one message: a busy server's queue is far longer than 2,000
-    characters. A page names its number when there is more than one."""
+    """/queue as pages that each fit one message (a busy server's queue is far longer than 2,000
+    characters): your jobs (an admin: every job in the server), or why the list is empty. A page
+    names its number when there is more than one."""
     if not lines:
         if admin:
             return ["No jobs are queued or running here."]

@@ -2,8 +2,10 @@
 
 A `JobFollower` reads the job's event stream, shows each state through a throttled
 `ProgressEditor`, and ends the job exactly once: the result (re-encoded to fit the upload
-limit), a failure, a cancel, or a pause for a restart — each delivered even when the
-original message can no longer be edited, and written to the job's row.
+limit), a failure, a cancel, or a pause for a restart — each delivered by a `Courier` even
+when the original message can no longer be edited or the network fails for a while, and
+written to the job's row whatever happened (a result that cannot be delivered fails the job
+with that reason rather than leaving it running).
 """
 
 from __future__ import annotations
