@@ -17,7 +17,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import discord
 from PIL import Image
 
 from bot import messages
@@ -255,7 +254,8 @@ class JobFollower:
         """Failures also reach the owner as an ephemeral follow-up while the interaction token lives."""
         target = self.target
         if isinstance(target, InteractionTarget) and not target.via_channel and time.time() < target.deadline:
-            with contextlib.suppress(discord.HTTPException):
-                await target.interaction.followup.send(
+            with contextlib.suppress(Exception):  # a courtesy: the job's own message already says it
+                followup = target.interaction.followup.send(
                     messages.failed_privately(self.record.job_id, message), ephemeral=True
                 )
+                await asyncio.wait_for(followup, 10.0)
