@@ -116,7 +116,8 @@ class StyleBot(commands.Bot):
 
     async def sync_commands(self) -> None:
         """Development: sync to the dev guild (instant). Otherwise sync globally, but only when the
-        command definitions changed since the last sync, so restarts don't spend the daily quota."""
+        command definitions or the application changed since the last sync, so restarts don't spend
+        the daily quota and a new token (another application, same data directory) gets its commands."""
         if self.config.dev_guild_id:
             guild = discord.Object(self.config.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -125,7 +126,8 @@ class StyleBot(commands.Bot):
             return
         if not self.config.sync_commands:
             return
-        payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True)
+        commands = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        payload = json.dumps({"application_id": self.application_id, "commands": commands}, sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()
         marker = self.config.data_dir / "commands.sha256"
         if marker.is_file() and marker.read_text().strip() == digest:
