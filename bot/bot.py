@@ -67,7 +67,10 @@ def make_executor_from_config(config: BotConfig) -> Executor:
 class StyleBot(commands.Bot):
     def __init__(self, config: BotConfig, *, executor: Executor | None = None, **options: Any) -> None:
         intents = discord.Intents.default()
-        intents.message_content = True  # the reply flow reads attachments of messages that mention us
+        # Only the reply flow needs it: to read the image of the message a member replies to. Messages
+        # that mention the bot carry their content and attachments without it (Discord's developer docs,
+        # "Message Content Intent"), so the commands and the two-image mention work either way.
+        intents.message_content = config.message_content != "off"
         super().__init__(
             # No prefix commands: an empty iterable of prefixes matches no message (discord.py's
             # `Bot.command_prefix`), so mentions reach only the stylize feature's listener.
@@ -113,6 +116,26 @@ class StyleBot(commands.Bot):
             await self.health.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="purge-inputs")
         await self.sync_commands()
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """With STYLEBOT_MESSAGE_CONTENT=auto, a gateway that refuses the privileged intent (close code
+        4014, "Disallowed intent(s)": not enabled for the application in the developer portal) gets a
+        second connection without it instead of stopping the bot."""
+        try:
+            await super().connect(reconnect=reconnect)
+        except discord.PrivilegedIntentsRequired:
+            if self.config.message_content != "auto" or not self.intents.message_content:
+                raise
+            log.warning(
+                "Discord refused the Message Content intent (it is not enabled for this application in the "
+                "developer portal); connecting without it. Slash commands, the context menu and mentions with "
+                "two images work; replying to a message with an image does not. Enable the intent and restart, "
+                "or set STYLEBOT_MESSAGE_CONTENT=off to silence this."
+            )
+            # discord.py has no public setter: every IDENTIFY sends the connection state's intents
+            # (DiscordWebSocket.identify), and the Message Content bit changes no cache behaviour.
+            self._connection._intents.message_content = False
+            await super().connect(reconnect=reconnect)
 
     async def sync_commands(self) -> None:
         """Development: sync to the dev guild (instant). Otherwise sync globally, but only when the

@@ -80,6 +80,7 @@ def _var(name: str | AliasChoices, default: Any, **constraints: Any) -> Any:
     return Field(default, validation_alias=name, **constraints)
 
 
+MESSAGE_CONTENT_MODES: tuple[str, ...] = ("auto", "on", "off")
 MiB = 2**20
 GiB = 2**30
 Hours = Annotated[float, _from_unit(3600.0, "hours", to=float)]
@@ -129,6 +130,12 @@ class BotConfig(BaseSettings):
     gateway_url: WsUrl | None = _var("DISCORD_GATEWAY_URL", None)
     token_lifetime: float = 14 * 60.0  # an interaction token lives 15 min (Discord docs); keep a minute spare
     edit_interval: float = _var("STYLEBOT_EDIT_INTERVAL", 3.0, ge=0.05)
+    # The privileged Message Content intent (Discord's developer docs, "Message Content Intent"): "on"
+    # requires it, "off" never asks for it, "auto" asks and connects without it when Discord refuses
+    # (close code 4014). Without it only reading the message a member replies to is lost.
+    message_content: Annotated[Lower, AfterValidator(_one_of(MESSAGE_CONTENT_MODES))] = _var(
+        "STYLEBOT_MESSAGE_CONTENT", "auto"
+    )
     # -- operations
     log_level: LogLevel = _var(AliasChoices("STYLEBOT_LOG_LEVEL", "LOG_LEVEL"), "INFO")
     shutdown_grace: float = _var("STYLEBOT_SHUTDOWN_GRACE", 60.0, ge=0)

@@ -262,6 +262,15 @@ USAGE = (
     "To stylize, reply to a message that has an image, mention me and attach the style image — "
     "or mention me with two images (content first, then style). You can also use /stylize."
 )
+USAGE_WITHOUT_REPLIES = (
+    "To stylize, mention me with two images (content first, then style), use /stylize, or "
+    "right-click a message with an image → Apps → Stylize this image."
+)
+REPLIED_TO_UNREADABLE = (
+    "I can't see the images of the message you replied to: this bot runs without Discord's "
+    "Message Content permission. Mention me with both images in one message (content first, "
+    "then style), use /stylize, or right-click the image's message → Apps → Stylize this image."
+)
 NO_IMAGE_IN_MESSAGE = "That message has no image attachment to stylize."
 REPLIED_TO_HAS_NO_IMAGE = (
     "The message you replied to has no image attachment. Reply to a message with an "

@@ -153,3 +153,13 @@ def test_env_example_documents_every_variable_with_the_real_defaults(env) -> Non
     # copying it unchanged (with a token) gives exactly the defaults the code has
     assert load(ENV_EXAMPLE).model_dump() == BotConfig().model_dump()
     assert BotConfig().queue_size == ExecutorConfig().max_queue
+
+
+def test_message_content_intent_setting(env) -> None:
+    assert load().message_content == "auto"
+    env(STYLEBOT_MESSAGE_CONTENT="OFF")
+    assert load().message_content == "off"
+    env(STYLEBOT_MESSAGE_CONTENT="sometimes")
+    with pytest.raises(ConfigError) as err:
+        load()
+    assert "STYLEBOT_MESSAGE_CONTENT: must be one of auto, on, off (got 'sometimes')" in str(err.value)

@@ -98,10 +98,15 @@ class Stylize(commands.Cog):
                     referenced = await message.channel.fetch_message(message.reference.message_id)
                 except discord.HTTPException:
                     referenced = None
+        message_content = self.bot.intents.message_content
         try:
             if referenced is None and not image_attachments(message):
-                raise BadInput(messages.USAGE)
-            content, style = requests.pick_message_images(message, referenced)
+                raise BadInput(messages.USAGE if message_content else messages.USAGE_WITHOUT_REPLIES)
+            content, style = requests.pick_message_images(
+                message,
+                referenced,
+                referenced_readable=referenced is None or requests.readable(referenced, me.id, message_content),
+            )
             await requests.from_message(self.service, message, content, style)
         except Exception as exc:
             text, expected = describe(exc)
