@@ -110,7 +110,9 @@ class BotConfig(BaseSettings):
     token: SecretStr = _var("DISCORD_TOKEN", SecretStr(""))
     # -- where jobs run
     executor: Annotated[Lower, AfterValidator(_one_of(KINDS))] = _var("STYLEBOT_EXECUTOR", "local")
-    workers: int = _var("STYLEBOT_WORKERS", 1, ge=1)
+    # None: the executor's own choice (one worker per GPU; on a CPU-only host see
+    # stylecore.executors.config.default_cpu_workers). A number overrides it on every host.
+    workers: int | None = _var("STYLEBOT_WORKERS", None, ge=1)
     device: Lower = _var("STYLEBOT_DEVICE", "auto")
     queue_size: int = _var("STYLEBOT_QUEUE_SIZE", ExecutorConfig().max_queue, ge=1)
     ray_address: str | None = _var("STYLEBOT_RAY_ADDRESS", None)
@@ -193,7 +195,9 @@ class BotConfig(BaseSettings):
 
     def executor_config(self) -> dict[str, Any]:
         """Keyword arguments for `stylecore.executors.make_executor(kind, **config)`."""
-        cfg: dict[str, Any] = {"workers": self.workers, "max_queue": self.queue_size}
+        cfg: dict[str, Any] = {"max_queue": self.queue_size}
+        if self.workers is not None:  # else the executor's own default (one per GPU, or its CPU rule)
+            cfg["workers"] = self.workers
         if self.device != "auto":
             cfg["device"] = self.device
         if self.memory_limit is not None:

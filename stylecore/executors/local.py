@@ -1,11 +1,12 @@
 """The default backend: a pool of spawned worker processes on this machine.
 
-One process per visible GPU (pinned with CUDA_VISIBLE_DEVICES) or N on CPU with the cores
-split between them. Each loads the network once and then serves runs over a pipe. A reader
-thread per worker turns pipe messages into event-loop callbacks, so the loop never blocks on
-a worker; the same thread notices when a worker dies (the pipe closes). Cancellation is a
-small shared array the worker polls every step, one cell per job of the run in flight: a cell
-names the job to stop by its sequence number, so a late cancel can never hit the next job.
+One process per visible GPU (pinned with CUDA_VISIBLE_DEVICES) or, without GPUs, N processes
+with the cores split between them (`ExecutorConfig.local_pool`). Each loads the network once
+and then serves runs over a pipe. A reader thread per worker turns pipe messages into
+event-loop callbacks, so the loop never blocks on a worker; the same thread notices when a
+worker dies (the pipe closes). Cancellation is a small shared array the worker polls every
+step, one cell per job of the run in flight: a cell names the job to stop by its sequence
+number, so a late cancel can never hit the next job.
 
 Every (re)start has `start_timeout` to report ready or it is killed; failed starts are
 retried with a doubling delay. Workers start without the caller's secrets (`secret_env`) in
@@ -164,11 +165,8 @@ class LocalBackend(Backend):
         self._loop = asyncio.get_running_loop()
         self._listener = listener
         self._gpus = await asyncio.to_thread(count_gpus, self.config)
-        self.slots = self.config.workers or max(1, len(self._gpus))
+        self.slots, threads = self.config.local_pool(len(self._gpus), os.cpu_count() or 1)
         self.max_batch = self.config.max_batch_on(bool(self._gpus))
-        threads = self.config.threads_per_worker
-        if threads is None and not self._gpus:
-            threads = max(1, (os.cpu_count() or 1) // self.slots)
         self._settings = self.config.worker_settings(threads)
         for slot in range(self.slots):
             self._first[slot] = self._loop.create_future()
