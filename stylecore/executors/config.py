@@ -22,12 +22,13 @@ def default_max_batch(on_gpu: bool) -> int:
     return GPU_MAX_BATCH if on_gpu else 1
 
 
-# Without GPUs, several single-threaded workers outrun one worker with every core: on a 2-core
-# machine shared with other work, 2 workers x 1 thread finished 3.5-9x the jobs per hour of 1 x 2
-# (docs/benchmarks.md), as one process's OpenMP threads wait for each other at every operator and
-# lose most when another process takes a core. Each worker holds its own torch runtime and network
-# (~0.6 GB resident running a small job), so the count stops here and bigger machines give each
-# worker more threads instead. (That cap is a memory bound, not a measured optimum.)
+# Without GPUs, single-threaded workers, one per core: on a 2-core machine one worker with both
+# cores as torch threads spent 5-7x the CPU time per job of a single-threaded one (its OpenMP
+# threads wait for each other at every operator, and lose most when another process takes a
+# core), and finished 3.5-13x fewer jobs per hour than 2 workers x 1 thread (docs/benchmarks.md).
+# Each worker holds its own torch runtime and network (~0.6 GB resident running a small job), so
+# the count stops here and bigger machines give each worker more threads instead. (That cap is a
+# memory bound, not a measured optimum.)
 CPU_MAX_WORKERS = 4
 
 
