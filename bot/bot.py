@@ -27,7 +27,8 @@ from bot.config import BotConfig
 from bot.db import Database
 from bot.errors import handle_interaction_error
 from bot.guild_settings import GuildSettings
-from bot.health import HealthServer, Metrics
+from bot.health import HealthServer
+from bot.metrics import Metrics
 from stylecore.executors.base import Executor
 
 if TYPE_CHECKING:
@@ -71,6 +72,11 @@ class StyleBot(commands.Bot):
         # that mention the bot carry their content and attachments without it (Discord's developer docs,
         # "Message Content Intent"), so the commands and the two-image mention work either way.
         intents.message_content = config.message_content != "off"
+        self.metrics = Metrics(
+            counts=lambda: self.jobs.status_counts() if self.jobs else {},
+            workers=lambda: self.executor.workers() if self.executor is not None else [],
+            message_content=lambda: self.is_ready() and self.intents.message_content,
+        )
         super().__init__(
             # No prefix commands: an empty iterable of prefixes matches no message (discord.py's
             # `Bot.command_prefix`), so mentions reach only the stylize feature's listener.
@@ -80,6 +86,7 @@ class StyleBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, replied_user=False),
             activity=discord.Activity(type=discord.ActivityType.watching, name="/stylize"),
+            http_trace=self.metrics.http_trace(),  # Discord HTTP errors and 429s, for /metrics
             **options,
         )
         apply_endpoints(config)
@@ -94,7 +101,6 @@ class StyleBot(commands.Bot):
         self._own_executor = executor is None
         self.executor: Executor | None = executor
         self.jobs: JobService = None  # type: ignore[assignment]  # the stylize extension sets it when it loads
-        self.metrics = Metrics(lambda: self.jobs.status_counts() if self.jobs else {})
         self.health: HealthServer | None = None
         self.started_at = time.time()
         self.recovered = 0

@@ -23,7 +23,7 @@ from bot.cogs.stylize import requests
 from bot.cogs.stylize.parameters import Declared, describe_declared
 from bot.cogs.stylize.service import JobService
 from bot.cogs.stylize.views import AgainButton, CancelButton, StyleModal
-from bot.errors import BadInput, JobNotFound, describe
+from bot.errors import BadInput, JobNotFound, count_refusal, describe
 
 if TYPE_CHECKING:
     from bot.bot import StyleBot
@@ -112,6 +112,7 @@ class Stylize(commands.Cog):
             text, expected = describe(exc)
             if expected:
                 log.info("refused reply-flow job from %s: %s", message.author.id, text)
+                count_refusal(self.bot, exc)
             else:
                 log.error("reply flow failed for message %s", message.id, exc_info=exc)
             try:
