@@ -1,7 +1,7 @@
 """The `commands.Bot` subclass that wires everything together.
 
 `setup_hook` runs after login and before the gateway connects, which is exactly when the
-bot can open its database, start the executor, load the features (the stylize extension
+bot can open its database, start the executor and the image checker, load the features (the stylize extension
 registers its persistent buttons and re-queues work left by a previous process: editing
 messages needs only HTTP) and sync commands. Each feature owns its state and is loaded as a
 discord.py extension; the core imports none of an extension's modules, since unloading an
@@ -30,6 +30,7 @@ from bot.guild_settings import GuildSettings
 from bot.health import HealthServer
 from bot.metrics import Metrics
 from stylecore.executors.base import Executor
+from stylecore.imageio import IsolatedDecoder
 
 if TYPE_CHECKING:
     from bot.cogs.stylize.service import JobService
@@ -66,7 +67,16 @@ def make_executor_from_config(config: BotConfig) -> Executor:
 
 
 class StyleBot(commands.Bot):
-    def __init__(self, config: BotConfig, *, executor: Executor | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        config: BotConfig,
+        *,
+        executor: Executor | None = None,
+        decoder: IsolatedDecoder | None = None,
+        **options: Any,
+    ) -> None:
+        """`executor` and `decoder` are shared ones (tests); by default the bot builds its own from
+        `config` in `setup_hook` and closes them on shutdown."""
         intents = discord.Intents.default()
         # Only the reply flow needs it: to read the image of the message a member replies to. Messages
         # that mention the bot carry their content and attachments without it (Discord's developer docs,
@@ -92,6 +102,7 @@ class StyleBot(commands.Bot):
         apply_endpoints(config)
         self.config = config
         self.base_settings = GuildSettings().with_overrides(config.guild_defaults).check()
+        self.ceilings = config.ceilings
         self.db = Database(
             config.db_path,
             inputs_max_bytes=config.inputs_max_bytes,
@@ -100,6 +111,9 @@ class StyleBot(commands.Bot):
         )
         self._own_executor = executor is None
         self.executor: Executor | None = executor
+        self._own_decoder = decoder is None
+        # Uploads are fully decoded only in its disposable child processes, never in this one.
+        self.decoder: IsolatedDecoder | None = decoder
         self.jobs: JobService = None  # type: ignore[assignment]  # the stylize extension sets it when it loads
         self.health: HealthServer | None = None
         self.started_at = time.time()
@@ -113,6 +127,11 @@ class StyleBot(commands.Bot):
             self.executor = await asyncio.to_thread(make_executor_from_config, self.config)
         if self._own_executor:
             await self.executor.start()
+        if self.decoder is None:
+            config = self.config
+            self.decoder = IsolatedDecoder(
+                workers=config.decode_workers, memory_limit=config.decode_memory, timeout=config.decode_timeout
+            )
         for ext in COGS:
             await self.load_extension(ext)
         if self.config.health_port is not None:
@@ -194,7 +213,7 @@ class StyleBot(commands.Bot):
     async def close(self) -> None:
         """Unload the extensions (`commands.Bot.close` does that first, while HTTP still works: the
         stylize feature drains its jobs then, the SIGTERM path), then close Discord, the executor,
-        the health server and the database."""
+        the image checker, the health server and the database."""
         if self._closing:
             return await super().close()
         self._closing = True
@@ -208,6 +227,8 @@ class StyleBot(commands.Bot):
                 await self.executor.shutdown(grace=0)
             except Exception:
                 log.exception("executor shutdown failed")
+        if self._own_decoder and self.decoder is not None:
+            await self.decoder.close()
         if self.health is not None:
             await self.health.close()
         await self.db.close()

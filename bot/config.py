@@ -26,8 +26,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
+from bot.guild_settings import SETTINGS, Ceilings, GuildSettings, SettingError, parse_setting
 from stylecore.executors import KINDS, ExecutorConfig
+from stylecore.imageio import DEFAULT_MAX_PIXELS
+from stylecore.imageio.isolated import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, DEFAULT_WORKERS
 
 
 class ConfigError(ValueError):
@@ -124,7 +126,14 @@ class BotConfig(BaseSettings):
     inputs_max_bytes: GibiBytes = _var("STYLEBOT_INPUTS_MAX_GB", 2 * GiB, ge=0)
     inputs_max_bytes_per_member: MebiBytes = _var("STYLEBOT_INPUTS_MAX_MB_PER_MEMBER", 200 * MiB, ge=0)
     max_input_bytes: MebiBytes = _var("STYLEBOT_MAX_INPUT_MB", 20 * MiB, gt=0)
-    max_input_pixels: int = 40_000_000
+    max_input_pixels: int = DEFAULT_MAX_PIXELS
+    # -- admission: what one member and everyone together may have in flight
+    max_jobs_per_member: int = _var("STYLEBOT_MAX_JOBS_PER_MEMBER", 5, ge=1)  # in all servers together
+    max_downloads: int = _var("STYLEBOT_MAX_DOWNLOADS", 8, ge=1)  # attachments downloading at once
+    max_downloads_per_member: int = _var("STYLEBOT_MAX_DOWNLOADS_PER_MEMBER", 2, ge=1)
+    decode_workers: int = _var("STYLEBOT_DECODE_WORKERS", DEFAULT_WORKERS, ge=1)  # images checked at once
+    decode_memory: MebiBytes = _var("STYLEBOT_DECODE_MEMORY_MB", DEFAULT_MEMORY_LIMIT, ge=16 * MiB)  # each
+    decode_timeout: float = _var("STYLEBOT_DECODE_TIMEOUT", DEFAULT_TIMEOUT, gt=0)  # seconds per image
     # -- Discord
     dev_guild_id: int | None = _var("STYLEBOT_DEV_GUILD", None, ge=1)
     sync_commands: bool = _var("STYLEBOT_SYNC_COMMANDS", True)
@@ -145,6 +154,8 @@ class BotConfig(BaseSettings):
     health_port: Port = _var("STYLEBOT_HEALTH_PORT", 8080, ge=0, le=65535)
     # bot-wide defaults for per-server settings, from STYLEBOT_<SETTING> (see _guild_defaults)
     guild_defaults: Mapping[str, Any] = Field(default_factory=dict)
+    # bounds server admins cannot pass, from STYLEBOT_CEILING_<SETTING> / STYLEBOT_FLOOR_<SETTING>
+    ceilings: Ceilings = Field(default_factory=Ceilings)
 
     @field_validator("guild_defaults", mode="before")
     @classmethod
@@ -166,6 +177,17 @@ class BotConfig(BaseSettings):
             raise ValueError("\n  ".join(problems))
         return parsed
 
+    @field_validator("ceilings", mode="before")
+    @classmethod
+    def _parse_ceilings(cls, value: Ceilings | Mapping[str, Any]) -> Ceilings:
+        """Each bound is checked by its setting's declaration, not against the defaults (see `Ceilings`)."""
+        if isinstance(value, Ceilings):
+            return value
+        try:
+            return Ceilings.parse(value)
+        except SettingError as exc:
+            raise ValueError(str(exc)) from None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -185,7 +207,7 @@ class BotConfig(BaseSettings):
         env = EnvSettingsSource(cls)
         dotenv = DotEnvSettingsSource(cls, env_file=dotenv_path)
         try:
-            return cls(**{**dotenv(), **env(), **_guild_defaults(env, dotenv)})
+            return cls(**{**dotenv(), **env(), **_guild_defaults(env, dotenv), **_ceilings(env, dotenv)})
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
 
@@ -195,7 +217,13 @@ class BotConfig(BaseSettings):
 
     def executor_config(self) -> dict[str, Any]:
         """Keyword arguments for `stylecore.executors.make_executor(kind, **config)`."""
-        cfg: dict[str, Any] = {"max_queue": self.queue_size}
+        cfg: dict[str, Any] = {
+            "max_queue": self.queue_size,
+            # One cap for a member across servers: on jobs queued or running, so waiting ones are
+            # bounded by it too (the executor's own cap on waiting jobs would otherwise bind first).
+            "max_per_user_active": self.max_jobs_per_member,
+            "max_per_user_queued": self.max_jobs_per_member,
+        }
         if self.workers is not None:  # else the executor's own default (one per GPU, or its CPU rule)
             cfg["workers"] = self.workers
         if self.device != "auto":
@@ -218,7 +246,7 @@ def _describe(exc: ValidationError) -> str:
     for err in exc.errors():
         name = ".".join(str(part) for part in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
-        if name == "guild_defaults":  # the message names each STYLEBOT_<SETTING> itself
+        if name in ("guild_defaults", "ceilings"):  # the message names each variable itself
             lines.append(f"  {message}")
         else:
             shown = f" (got {err['input']!r})" if isinstance(err["input"], str) else ""
@@ -236,3 +264,15 @@ def _guild_defaults(*sources: EnvSettingsSource) -> dict[str, Any]:
             if raw is not None:
                 found[key] = raw
     return {"guild_defaults": found} if found else {}
+
+
+def _ceilings(*sources: EnvSettingsSource) -> dict[str, Any]:
+    """`STYLEBOT_CEILING_<SETTING>` / `STYLEBOT_FLOOR_<SETTING>` for every bounded setting (first source
+    wins); the ones not set keep their defaults."""
+    found: dict[str, str] = {}
+    for source in reversed(sources):
+        for key in Ceilings.bounded():
+            raw = source.env_vars.get(Ceilings.env_name(key))
+            if raw is not None:
+                found[key] = raw
+    return {"ceilings": found} if found else {}

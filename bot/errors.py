@@ -51,7 +51,7 @@ class OnCooldown(StyleBotError):
 
 
 class TooManyJobs(StyleBotError):
-    """A member at a per-member job limit (this server's, or the queue's across servers)."""
+    """A member at a per-member job limit (this server's, or the operator's across servers)."""
 
 
 class ChannelNotAllowed(StyleBotError):
@@ -116,8 +116,12 @@ def describe(error: BaseException) -> tuple[str, bool]:
         return str(error), True
     if isinstance(error, QueueFull):
         return messages.queue_full(error), True
-    if isinstance(error, UserLimitReached):
-        return messages.too_many_jobs(None), True
+    if isinstance(error, UserLimitReached):  # the stylize service words these itself; a fallback
+        where = "everywhere" if error.scope == "everywhere" else "server"
+        text = messages.too_many_jobs(
+            error.job_ids, error.limit, where=where, waiting=error.counts == "waiting", starting=error.pending
+        )
+        return text, True
     if isinstance(error, ExecutorClosed):
         return messages.RESTARTING, True
     if isinstance(error, JobFailed):

@@ -1,9 +1,12 @@
-"""Per-server settings: what they are, their defaults, and how a typed value is parsed.
+"""Per-server settings: what they are, their defaults, how a typed value is parsed, and the
+operator's bounds on them.
 
 One table of `Setting`s drives `/stylebot config`, the database and the env overrides
 (`STYLEBOT_<KEY>`), so a new setting is added in exactly one place. The settings that bound a
 job option (default_size, max_size, default_steps, ...) take their range from the option's
 declaration in `stylecore.option_specs`, so a server can never allow what the engine refuses.
+`Ceilings` are the bot-wide bounds a server's admins cannot pass (`STYLEBOT_CEILING_<KEY>`,
+`STYLEBOT_FLOOR_<KEY>`), parsed by the same table.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from bot import messages
 from stylecore.option_specs import OPTION_SPECS, OptionsError, OptionSpec
@@ -87,6 +90,10 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+# (default, maximum) pairs: a default may not exceed its maximum (`GuildSettings.check`).
+_DEFAULT_AND_MAX: tuple[tuple[str, str], ...] = (("default_size", "max_size"), ("default_steps", "max_steps"))
+
+
 @dataclass(frozen=True)
 class GuildSettings:
     """A server's effective settings (stored overrides on top of the bot-wide defaults)."""
@@ -103,7 +110,7 @@ class GuildSettings:
 
     def check(self) -> GuildSettings:
         """Cross-field rules that a single value cannot break on its own."""
-        for default_key, max_key in (("default_size", "max_size"), ("default_steps", "max_steps")):
+        for default_key, max_key in _DEFAULT_AND_MAX:
             if getattr(self, default_key) > getattr(self, max_key):
                 raise SettingError(
                     messages.default_above_max(default_key, self.describe(default_key), max_key, self.describe(max_key))
@@ -121,6 +128,82 @@ class GuildSettings:
 
     def describe(self, key: str) -> str:
         return SETTINGS[key].fmt(getattr(self, key))
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """The operator's bounds on what a server's admins may set, one field per bounded setting.
+
+    Without them one server's admins could let every member ask for 4096 px, 100 000 steps and
+    100 jobs with no cooldown, and so take every worker from every other server. A field bounds
+    the setting of the same name from above (`STYLEBOT_CEILING_<KEY>`), or from below for those
+    in `FLOORS` (`STYLEBOT_FLOOR_<KEY>`); each value is checked by the setting's own declaration.
+    The operator's `STYLEBOT_<KEY>` defaults are not bound by them, and an admin may always set
+    the operator's default again (the bound is the more permissive of the two). A stored override
+    beyond a bound lowered later is clamped when read, so lowering a ceiling takes effect at once.
+    """
+
+    max_size: int = 2048
+    max_steps: int = 2000
+    max_jobs_per_user: int = 5
+    cooldown_seconds: float = 5.0
+
+    FLOORS: ClassVar[frozenset[str]] = frozenset({"cooldown_seconds"})
+
+    @classmethod
+    def bounded(cls) -> tuple[str, ...]:
+        """The settings that have a bound."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def env_name(cls, key: str) -> str:
+        """The variable an operator sets for `key`'s bound."""
+        return f"STYLEBOT_{'FLOOR' if key in cls.FLOORS else 'CEILING'}_{key.upper()}"
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Ceilings:
+        """Bounds by setting key, text parsed as the setting itself is; one SettingError names every
+        bad variable."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for key, value in raw.items():
+            try:
+                if key not in cls.bounded():
+                    raise SettingError(messages.unknown_setting(key, cls.bounded()))
+                values[key] = parse_setting(key, value) if isinstance(value, str) else value
+            except SettingError as exc:
+                problems.append(f"{cls.env_name(key)}: {exc}")
+        if problems:
+            raise SettingError("\n  ".join(problems))
+        return cls(**values)
+
+    def bound(self, key: str, base: GuildSettings) -> Any:
+        """How far an admin may take `key`: the bound, or the operator's default where that goes further."""
+        bound, default = getattr(self, key), getattr(base, key)
+        return min(bound, default) if key in self.FLOORS else max(bound, default)
+
+    def _beyond(self, key: str, value: Any, base: GuildSettings) -> bool:
+        bound = self.bound(key, base)
+        return value < bound if key in self.FLOORS else value > bound
+
+    def check(self, key: str, value: Any, base: GuildSettings) -> None:
+        """Refuse a value an admin typed for `key` beyond its bound; the message names the bound."""
+        if key in self.bounded() and self._beyond(key, value, base):
+            fmt = SETTINGS[key].fmt
+            raise SettingError(messages.beyond_bound(fmt(value), fmt(self.bound(key, base)), floor=key in self.FLOORS))
+
+    def apply(self, base: GuildSettings, overrides: Mapping[str, Any]) -> GuildSettings:
+        """A server's effective settings: its overrides, each within its bound, on the bot-wide defaults."""
+        clamped = {
+            key: self.bound(key, base)
+            for key, value in overrides.items()
+            if key in self.bounded() and self._beyond(key, value, base)
+        }
+        settings = base.with_overrides({**overrides, **clamped})
+        for default_key, max_key in _DEFAULT_AND_MAX:  # a default follows its maximum when that was clamped
+            if max_key in clamped and getattr(settings, default_key) > clamped[max_key]:
+                settings = dataclasses.replace(settings, **{default_key: clamped[max_key]})
+        return settings
 
 
 def parse_setting(key: str, raw: str) -> Any:

@@ -262,15 +262,9 @@ USAGE = (
     "To stylize, reply to a message that has an image, mention me and attach the style image — "
     "or mention me with two images (content first, then style). You can also use /stylize."
 )
-USAGE_WITHOUT_REPLIES = (
-    "To stylize, mention me with two images (content first, then style), use /stylize, or "
-    "right-click a message with an image → Apps → Stylize this image."
-)
-REPLIED_TO_UNREADABLE = (
-    "I can't see the images of the message you replied to: this bot runs without Discord's "
-    "Message Content permission. Mention me with both images in one message (content first, "
-    "then style), use /stylize, or right-click the image's message → Apps → Stylize this image."
-)
+_WITHOUT_REPLIES = "mention me with two images (content, then style), or use /stylize or Apps → Stylize this image"
+USAGE_WITHOUT_REPLIES = f"To stylize, {_WITHOUT_REPLIES}."
+REPLIED_TO_UNREADABLE = f"I can't see images in messages you reply to (no Message Content access): {_WITHOUT_REPLIES}."
 NO_IMAGE_IN_MESSAGE = "That message has no image attachment to stylize."
 REPLIED_TO_HAS_NO_IMAGE = (
     "The message you replied to has no image attachment. Reply to a message with an "
@@ -282,16 +276,20 @@ NEED_STYLE_IMAGE = (
 )
 
 
-def too_many_jobs(job_ids: Sequence[str] | None, limit: int | None = None, *, starting: int = 0) -> str:
-    """Both per-member limits (this server's and the queue's) refuse with this one text; `starting`
-    counts the member's requests still being downloaded."""
-    if job_ids is None:
-        return "You already have too many jobs queued or running. Wait for one to finish or use /cancel."
+def too_many_jobs(
+    job_ids: Sequence[str], limit: int, *, where: str = "server", waiting: bool = False, starting: int = 0
+) -> str:
+    """Every per-member job limit refuses with this text, from the facts of the executor's refusal:
+    `where` is the limit's scope ("server" or "dm": this server's or DMs' own limit; "everywhere": the
+    operator's cap across all servers), `waiting` whether it counts only jobs not yet started, and
+    `starting` the member's requests still being downloaded and checked."""
     listed = [f"`{j}`" for j in job_ids] + ([f"{starting} starting"] if starting else [])
-    allowed = f"; this server allows {limit}" if limit is not None else ""
+    what = "waiting to start" if waiting else "queued or running"
+    scope = {"server": "in this server", "dm": "in DMs"}.get(where, "across all servers")
+    then = "start" if waiting else "finish"
     return (
-        f"You already have {len(job_ids) + starting} job(s) queued or running ({', '.join(listed)}){allowed}. "
-        "Wait for one to finish or use /cancel."
+        f"You already have {len(job_ids) + starting} job(s) {what} {scope} ({', '.join(listed)}); "
+        f"the limit is {limit}. Wait for one to {then} or use /cancel."
     )
 
 
@@ -320,6 +318,15 @@ def attachment_too_large(what: str, size: int, limit: int) -> str:
 
 def attachment_gone(what: str) -> str:
     return f"The {what} was deleted before I could download it; attach it again."
+
+
+def download_failed(what: str) -> str:
+    return f"I couldn't download the {what} from Discord; please try again."
+
+
+def unusable_image(what: str, problem: str) -> str:
+    """An attachment that is not a usable image; `problem` is the image checker's own sentence."""
+    return f"The {what} can't be used. {problem}"
 
 
 def size_over_limit(size: int, limit: int) -> str:
@@ -426,6 +433,13 @@ def cannot_set(key: str, problem: object) -> str:
 
 def cannot_reset_alone(key: str, problem: object) -> str:
     return f"Can't reset `{key}` alone: {problem}. Reset the other one too."
+
+
+def beyond_bound(value: str, bound: str, *, floor: bool) -> str:
+    """A server setting past the bot-wide bound its operator set."""
+    if floor:
+        return f"{value} is below this bot's minimum of {bound}, set by its operator"
+    return f"{value} is above this bot's ceiling of {bound}, set by its operator"
 
 
 def default_above_max(default_key: str, default: str, max_key: str, maximum: str) -> str:

@@ -20,13 +20,25 @@ from typing import Any
 
 import numpy as np
 import pytest_asyncio
-from fakediscord import Channel, FakeDiscord, Interaction, Member, Message, RecordedRequest
+from fakediscord import Channel, FakeDiscord, Interaction, Member, Message, Perm, RecordedRequest
 from PIL import Image
 
 from bot.bot import StyleBot
 from bot.config import BotConfig
+from bot.db import Database, JobRecord
 from stylecore.executors import make_executor
-from stylecore.executors.base import Executor, Job, JobEvent, JobHandle, JobResult, JobState, QueueEntry
+from stylecore.executors.admission import Reservation
+from stylecore.executors.base import (
+    Executor,
+    Job,
+    JobEvent,
+    JobHandle,
+    JobResult,
+    JobState,
+    QueueEntry,
+    WorkersUnavailable,
+)
+from stylecore.imageio import IsolatedDecoder
 
 # Test-sized defaults for every server: tiny images, few steps, fast previews, no cooldown.
 TEST_GUILD_DEFAULTS: dict[str, Any] = {
@@ -91,19 +103,35 @@ class GatedExecutor(Executor):
 
     The gate is open unless a test closes it; then the bot sees a job's progress but not its
     end, so a test can wait for a progress edit to appear (a condition) instead of hoping the
-    job is slow enough for one (a timing assumption that fails on a fast CPU).
+    job is slow enough for one (a timing assumption that fails on a fast CPU). `unavailable`
+    (a reason) makes every submission and reservation refused as a real executor refuses them
+    while none of its workers can start; `refused` counts those refusals.
     """
 
     def __init__(self, inner: Executor) -> None:
         self.inner = inner
         self.gate = asyncio.Event()
         self.gate.set()
+        self.unavailable: str | None = None
+        self.refused = 0
 
     async def start(self) -> None:
         await self.inner.start()
 
-    async def submit(self, job: Job) -> JobHandle:
-        return _HeldHandle(await self.inner.submit(job), self.gate)
+    def _check_available(self) -> None:
+        if self.unavailable is not None:
+            self.refused += 1
+            raise WorkersUnavailable(f"no worker is running ({self.unavailable}); try again in a few minutes")
+
+    def reserve(
+        self, user_id: str, group: str | None = None, max_active: int | None = None, *, timeout: float | None = None
+    ) -> Reservation:
+        self._check_available()
+        return self.inner.reserve(user_id, group, max_active, timeout=timeout)
+
+    async def submit(self, job: Job, *, reservation: Reservation | None = None, readmit: bool = False) -> JobHandle:
+        self._check_available()
+        return _HeldHandle(await self.inner.submit(job, reservation=reservation, readmit=readmit), self.gate)
 
     def get(self, job_id: str) -> JobHandle | None:
         return self.inner.get(job_id)
@@ -153,11 +181,15 @@ class BotEnv:
         base.update(overrides)
         return BotConfig(**base)
 
-    async def start_bot(self, *, own_executor: bool = False, **overrides: Any) -> StyleBot:
-        """Start a bot and wait for on_ready; `own_executor` makes it build its own from config."""
+    async def start_bot(
+        self, *, own_executor: bool = False, decoder: IsolatedDecoder | None = None, **overrides: Any
+    ) -> StyleBot:
+        """Start a bot and wait for on_ready; `own_executor` makes it build its own from config, and
+        `decoder` replaces the image checker it builds from config (the test closes that one)."""
         bot = StyleBot(
             self.config(**overrides),
             executor=None if own_executor else self.executor,
+            decoder=decoder,
             guild_ready_timeout=0.1,
         )
         cm = self.fd.running(bot, ready_timeout=180.0 if own_executor else 30.0)
@@ -192,6 +224,26 @@ class BotEnv:
     def add_member(self, name: str) -> Member:
         st = self.fd.state
         return st.add_member(self.fd.guild, st.add_user(name, global_name=name.title()))
+
+    def add_server(self, name: str, *members: Member) -> tuple[Channel, list[Member]]:
+        """Another server with the bot and these members in it, and its one channel. Call it before
+        the bot starts: the server reaches the bot with READY, as every server it is in does."""
+        st = self.fd.state
+        guild = st.add_guild(name, self.fd.owner)
+        role = st.add_role(guild, "StyleBot", Perm.BOT_DEFAULT, bot_id=st.bot_user.id)
+        st.add_member(guild, st.bot_user, [role])
+        there = [st.add_member(guild, m.user) for m in members]
+        return st.add_channel("art", guild=guild), there
+
+    async def store_jobs(self, *records: JobRecord, content: bytes = CONTENT, style: bytes = STYLE) -> None:
+        """Jobs a previous bot process accepted and left unfinished, in the database the next one opens."""
+        db = Database(self.config().db_path)
+        await db.open()
+        try:
+            for record in records:
+                await db.add_job(record, content, style, ttl=3600.0)
+        finally:
+            await db.close()
 
     async def stylize(
         self,

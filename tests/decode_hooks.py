@@ -102,6 +102,19 @@ def gated() -> None:
     sys.stdout.write(json.dumps(reply) + "\n")
 
 
+CRASH_MARKER = b"stylebot-test: crash the decoder"
+
+
+def segfaults_on_marker() -> None:
+    """The real child, except that a file containing `CRASH_MARKER` crashes it inside C code, as a
+    decoder bug triggered by one hostile upload would; every other file is decoded for real."""
+    request, data = _read_request()
+    if CRASH_MARKER in data:
+        ctypes.string_at(0)
+    _child.limit_resources(int(request["memory_limit"]), int(request["cpu_seconds"]))
+    sys.stdout.write(json.dumps(_child.answer(data, ImageLimits(**request["limits"]))) + "\n")
+
+
 def reports_environment() -> None:
     """Answers with the names of its environment variables, as an error the test can read."""
     _read_request()

@@ -11,8 +11,9 @@ import pytest
 
 from bot import messages
 from bot.cogs.stylize.progress import Frame, MessageTarget, ProgressEditor
+from bot.cogs.stylize.uploads import DownloadSlots
 from bot.errors import describe
-from bot.guild_settings import GuildSettings, SettingError, parse_setting
+from bot.guild_settings import Ceilings, GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
 from stylecore.executors.base import QueueFull
 from stylecore.imageio import NotAnImage
@@ -47,6 +48,70 @@ def test_guild_settings_cross_checks_and_channels() -> None:
     assert s.channel_allowed(111) and not s.channel_allowed(222)
     assert s.channel_allowed(222, parent_id=111)  # a thread under an allowed channel
     assert s.describe("allowed_channels") == "<#111>"
+
+
+def test_ceilings_bound_what_admins_set_but_not_the_operators_defaults() -> None:
+    base, bounds = GuildSettings(), Ceilings(max_size=2048, max_steps=2000, max_jobs_per_user=5, cooldown_seconds=5)
+    for key, value, named in (
+        ("max_size", 4096, "above this bot's ceiling of 2048 px"),
+        ("max_steps", 100_000, "above this bot's ceiling of 2000"),
+        ("max_jobs_per_user", 100, "above this bot's ceiling of 5"),
+        ("cooldown_seconds", 0.0, "below this bot's minimum of 5 s"),
+    ):
+        with pytest.raises(SettingError, match=named):
+            bounds.check(key, value, base)
+    for key, value in (("max_size", 2048), ("max_steps", 2000), ("max_jobs_per_user", 5), ("cooldown_seconds", 5)):
+        bounds.check(key, value, base)
+    bounds.check("default_strength", 10.0, base)  # settings without a bound are the declarations' business
+    # An operator's own default beyond a bound (STYLEBOT_COOLDOWN_SECONDS=0): admins may set it again.
+    generous = GuildSettings(cooldown_seconds=0.0, max_size=4096)
+    bounds.check("cooldown_seconds", 0.0, generous)
+    bounds.check("max_size", 4096, generous)
+    assert Ceilings.env_name("max_size") == "STYLEBOT_CEILING_MAX_SIZE"
+    assert Ceilings.env_name("cooldown_seconds") == "STYLEBOT_FLOOR_COOLDOWN_SECONDS"
+    assert set(Ceilings.bounded()) <= set(GuildSettings.__dataclass_fields__)
+
+
+def test_overrides_beyond_a_lowered_ceiling_are_clamped_when_read() -> None:
+    base = GuildSettings(default_size=256, max_size=512)
+    stored = {"max_size": 1024, "default_size": 800, "cooldown_seconds": 6.0, "max_jobs_per_user": 4}
+    assert Ceilings().apply(base, stored) == base.with_overrides(stored)  # within the default bounds
+    lowered = Ceilings(max_size=640, max_jobs_per_user=3, cooldown_seconds=10.0).apply(base, stored)
+    assert (lowered.max_size, lowered.default_size) == (640, 640)  # a default follows its maximum down
+    assert (lowered.max_jobs_per_user, lowered.cooldown_seconds) == (3, 10.0)
+    assert lowered.check() is lowered
+    with pytest.raises(SettingError, match=r"STYLEBOT_CEILING_MAX_STEPS: .*whole number"):
+        Ceilings.parse({"max_steps": "many"})
+
+
+async def test_download_slots_cap_each_member_and_everyone() -> None:
+    slots = DownloadSlots(total=3, per_member=2)
+    release = asyncio.Event()
+    now: dict[int, int] = {}
+
+    async def download(member: int) -> None:
+        async with slots.slot(member):
+            now[member] = now.get(member, 0) + 1
+            assert now[member] <= 2 and sum(now.values()) <= 3
+            try:
+                await release.wait()
+            finally:
+                now[member] -= 1
+
+    async def settled() -> None:
+        while sum(now.values()) != slots.active or slots.active + slots.waiting != sum(not t.done() for t in tasks):
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(download(m)) for m in (1, 1, 1, 2, 2, 3)]
+    await settled()
+    assert now == {1: 2, 2: 1} and slots.waiting == 3  # member 1's third waits on member 1's own cap
+    tasks[0].cancel()  # a request ended while downloading: its slots go to the next in line
+    await asyncio.wait([tasks[0]])
+    await settled()
+    assert sum(now.values()) == 3 and slots.waiting == 2
+    release.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert slots.active == slots.waiting == 0 and not slots._members
 
 
 # -- wording and errors ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from pydantic import AliasChoices
 
 from bot.config import BotConfig, ConfigError
-from bot.guild_settings import SETTINGS
+from bot.guild_settings import SETTINGS, Ceilings
 from stylecore.executors import KINDS, ExecutorConfig
 from stylecore.executors.config import CPU_MAX_WORKERS, default_cpu_workers
 
@@ -39,6 +39,7 @@ def load(dotenv_path: Path | None = None) -> BotConfig:
 def variables() -> set[str]:
     """Every environment variable BotConfig reads, derived from its fields and the server settings."""
     names = {f"STYLEBOT_{key.upper()}" for key in SETTINGS}
+    names.update(Ceilings.env_name(key) for key in Ceilings.bounded())
     for field in BotConfig.model_fields.values():
         alias = field.validation_alias
         if isinstance(alias, AliasChoices):
@@ -69,7 +70,13 @@ def test_config_from_env_and_the_token_never_shows(env, tmp_path: Path) -> None:
     assert cfg.guild_defaults == {"default_size": 256, "allowed_channels": (123456789012345678,)}
     assert cfg.require_token() == "abc.def.ghi"
     assert "abc.def.ghi" not in repr(cfg) and "abc.def.ghi" not in str(cfg) and "abc.def.ghi" not in str(cfg.token)
-    assert cfg.executor_config() == {"workers": 2, "max_queue": ExecutorConfig().max_queue}
+    per_member = cfg.max_jobs_per_member
+    assert cfg.executor_config() == {
+        "workers": 2,
+        "max_queue": ExecutorConfig().max_queue,
+        "max_per_user_active": per_member,
+        "max_per_user_queued": per_member,
+    }
 
 
 def test_dotenv_is_read_and_the_environment_wins(env, tmp_path: Path) -> None:
@@ -96,6 +103,10 @@ def test_every_bad_variable_is_named_in_one_error(env) -> None:
         STYLEBOT_SYNC_COMMANDS="maybe",
         STYLEBOT_MAX_SIZE="5",
         STYLEBOT_DEFAULT_STEPS="lots",
+        STYLEBOT_CEILING_MAX_SIZE="9000",
+        STYLEBOT_FLOOR_COOLDOWN_SECONDS="soon",
+        STYLEBOT_MAX_DOWNLOADS="0",
+        STYLEBOT_DECODE_MEMORY_MB="8",
     )
     with pytest.raises(ConfigError) as info:
         load()
@@ -113,6 +124,10 @@ def test_every_bad_variable_is_named_in_one_error(env) -> None:
         "STYLEBOT_SYNC_COMMANDS",
         "STYLEBOT_MAX_SIZE",
         "STYLEBOT_DEFAULT_STEPS",
+        "STYLEBOT_CEILING_MAX_SIZE",
+        "STYLEBOT_FLOOR_COOLDOWN_SECONDS",
+        "STYLEBOT_MAX_DOWNLOADS",
+        "STYLEBOT_DECODE_MEMORY_MB",
     }
     # the refused value and the rule are both shown, and the choices come from the executor package
     assert "'many'" in text and "between 16 and 4096" in text and ", ".join(KINDS) in text
@@ -127,6 +142,27 @@ def test_server_defaults_are_checked_together(env) -> None:
     assert load().guild_defaults == {"default_size": 2000, "max_size": 2048}
 
 
+def test_ceilings_and_the_per_member_cap_come_from_the_environment(env) -> None:
+    default = load()
+    assert default.ceilings == Ceilings()
+    assert default.executor_config()["max_per_user_active"] == default.max_jobs_per_member
+    env(
+        STYLEBOT_CEILING_MAX_SIZE="768",
+        STYLEBOT_FLOOR_COOLDOWN_SECONDS="12.5",
+        STYLEBOT_MAX_JOBS_PER_MEMBER="3",
+        STYLEBOT_COOLDOWN_SECONDS="0",  # the operator's own default may go below the floor
+        STYLEBOT_MAX_SIZE="2048",  # and above the ceiling
+    )
+    cfg = load()
+    assert cfg.ceilings == Ceilings(max_size=768, cooldown_seconds=12.5)  # the rest keep their defaults
+    assert cfg.guild_defaults == {"cooldown_seconds": 0.0, "max_size": 2048}
+    assert cfg.executor_config()["max_per_user_active"] == 3 and cfg.executor_config()["max_per_user_queued"] == 3
+    # each bound is checked by its setting's own declaration
+    env(STYLEBOT_CEILING_MAX_JOBS_PER_USER="1000")
+    with pytest.raises(ConfigError, match=r"STYLEBOT_CEILING_MAX_JOBS_PER_USER: .*between 1 and 100"):
+        load()
+
+
 def test_human_units_become_seconds_and_bytes(env) -> None:
     assert "memory_limit" not in load().executor_config()  # no cap unless the operator sets one
     env(
@@ -135,8 +171,10 @@ def test_human_units_become_seconds_and_bytes(env) -> None:
         STYLEBOT_MAX_INPUT_MB="8",
         STYLEBOT_INPUTS_MAX_GB="0.25",
         STYLEBOT_INPUTS_MAX_MB_PER_MEMBER="0",
+        STYLEBOT_DECODE_MEMORY_MB="512",
     )
     cfg = load()
+    assert cfg.decode_memory == 512 * 2**20
     assert cfg.memory_limit == 3 * 2**29 and cfg.executor_config()["memory_limit"] == 3 * 2**29
     assert cfg.inputs_ttl == 1800.0 and cfg.max_input_bytes == 8 * 2**20
     assert cfg.inputs_max_bytes == 2**28 and cfg.inputs_max_bytes_per_member == 0

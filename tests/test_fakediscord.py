@@ -121,6 +121,33 @@ async def test_slash_command_attachment_defer_download_edit_with_file() -> None:
             assert seen["perms"].manage_guild and seen["perms"].manage_messages
 
 
+async def test_a_hold_keeps_downloads_in_flight_until_released() -> None:
+    sizes: list[int] = []
+
+    def setup(bot: commands.Bot) -> None:
+        @bot.tree.command(name="pair", description="Download two files at once")
+        async def pair(interaction: discord.Interaction, a: discord.Attachment, b: discord.Attachment) -> None:
+            await interaction.response.defer(thinking=True)
+            sizes.extend(len(d) for d in await asyncio.gather(a.read(), b.read()))
+            await interaction.edit_original_response(content="got both")
+
+    async with FakeDiscord() as fd:
+        bot = make_bot(setup)
+        async with fd.running(bot):
+            await bot.tree.sync()
+            hold = fd.hold("GET", r"/(ephemeral-)?attachments/.*")
+            inter = await fd.slash_command(
+                "pair", {"a": ("a.png", png_bytes()), "b": ("b.png", png_bytes(size=(9, 9)))}
+            )
+            await fd.wait_until(lambda: len(hold.waiting) == 2, 10, "both downloads held")
+            assert not sizes and all(not r.done for r in hold.waiting)
+            hold.release()
+            await fd.wait_for_original(inter, lambda m: m.content == "got both")
+            assert sorted(sizes) == sorted([len(png_bytes()), len(png_bytes(size=(9, 9)))])
+            assert hold.peak == 2 and [kind for kind, _ in hold.log].count("released") == 2
+            assert not hold.waiting
+
+
 async def test_button_click_round_trip() -> None:
     class Panel(discord.ui.View):
         @discord.ui.button(label="Go", custom_id="panel:go", style=discord.ButtonStyle.primary)

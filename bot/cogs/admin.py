@@ -39,8 +39,9 @@ class Admin(commands.Cog):
         self.bot = bot
 
     async def _current(self, guild_id: int) -> tuple[GuildSettings, dict[str, object]]:
+        """The server's effective settings (overrides within the operator's ceilings) and its overrides."""
         overrides = await self.bot.db.guild_overrides(guild_id)
-        return self.bot.base_settings.with_overrides(overrides), overrides
+        return self.bot.ceilings.apply(self.bot.base_settings, overrides), overrides
 
     @stylebot.command(name="status", description="Workers, their devices and memory, and the queue")
     @admin_only()
@@ -73,11 +74,12 @@ class Admin(commands.Cog):
         assert interaction.guild_id is not None
         try:
             parsed = parse_setting(setting, value)
-            settings, overrides = await self._current(interaction.guild_id)
-            new = settings.with_overrides({setting: parsed}).check()
+            self.bot.ceilings.check(setting, parsed, self.bot.base_settings)
+            _settings, overrides = await self._current(interaction.guild_id)
+            overrides[setting] = parsed
+            new = self.bot.ceilings.apply(self.bot.base_settings, overrides).check()
         except SettingError as exc:
             raise SettingError(messages.cannot_set(setting, exc)) from None
-        overrides[setting] = parsed
         await self.bot.db.save_guild_overrides(interaction.guild_id, overrides)
         log.info("guild %s: %s set %s = %r", interaction.guild_id, interaction.user.id, setting, parsed)
         message = messages.setting_changed(setting, new.describe(setting))
@@ -98,7 +100,7 @@ class Admin(commands.Cog):
         else:
             overrides.pop(setting, None)
             try:
-                self.bot.base_settings.with_overrides(overrides).check()
+                self.bot.ceilings.apply(self.bot.base_settings, overrides).check()
             except SettingError as exc:
                 raise SettingError(messages.cannot_reset_alone(setting, exc)) from None
             message = messages.setting_reset(setting, self.bot.base_settings.describe(setting))

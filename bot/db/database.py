@@ -30,7 +30,7 @@ import aiosqlite
 
 from bot.db.migrations import drop_expired_backups, migrate
 from bot.db.private import database_files, private_dir, private_file
-from bot.guild_settings import SETTINGS, GuildSettings
+from bot.guild_settings import SETTINGS, Ceilings, GuildSettings
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +205,14 @@ class Database:
         row = await self._fetchone("SELECT data FROM guild_settings WHERE guild_id = ?", (guild_id,))
         return json.loads(row["data"]) if row else {}
 
-    async def guild_settings(self, guild_id: int | None, base: GuildSettings) -> GuildSettings:
+    async def guild_settings(
+        self, guild_id: int | None, base: GuildSettings, ceilings: Ceilings | None = None
+    ) -> GuildSettings:
+        """A server's stored overrides on `base` (within `ceilings`, when given); in DMs `base` itself."""
         if guild_id is None:
             return base
-        return base.with_overrides(await self.guild_overrides(guild_id))
+        overrides = await self.guild_overrides(guild_id)
+        return ceilings.apply(base, overrides) if ceilings is not None else base.with_overrides(overrides)
 
     async def save_guild_overrides(self, guild_id: int, overrides: dict[str, Any]) -> None:
         clean = {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items() if k in SETTINGS}

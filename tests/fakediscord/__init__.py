@@ -5,7 +5,7 @@ implements and how to drive it.
 """
 
 from .errors import DiscordError
-from .faults import Fault
+from .faults import Fault, Hold
 from .gateway import GatewaySession
 from .ratelimits import BucketRule, BucketStats, RateLimitReport
 from .recording import RecordedFile, RecordedRequest, client_log_problems
@@ -42,6 +42,7 @@ __all__ = [
     "Fault",
     "GatewaySession",
     "Guild",
+    "Hold",
     "Intent",
     "Interaction",
     "InteractionType",

@@ -1,7 +1,8 @@
 """Injected failures: make the next matching requests fail the way Discord fails — an HTTP status
 with Discord's JSON error body (https://discord.com/developers/docs/reference#error-messages), a 429
 with ``retry_after`` (https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit),
-or a slow answer — without touching the bot.
+or a slow answer — without touching the bot. A ``Hold`` keeps matching requests waiting until the
+test releases them, so a test can see how many a client has in flight at once.
 
 Faults are checked before routing, so they also apply to CDN downloads and unknown paths. They are
 not rate-limit buckets: a 429 from here carries no X-RateLimit headers and is not audited; for
@@ -10,6 +11,7 @@ bucket-aware 429s use ``FakeDiscord.rate_limits.force_429``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,11 +88,73 @@ def default_error_body(status: int) -> dict[str, Any]:
     return {"message": message, "code": code}
 
 
+@dataclass
+class Hold:
+    """Matching requests are recorded, then wait unanswered until the test lets them through
+    (then they are answered as any other, injected faults included).
+
+    ``let_through(n)`` answers the ``n`` longest-held requests and keeps holding new ones;
+    ``release()`` answers every one and holds no more. ``waiting`` are the requests held now;
+    ``log`` has ``("held" | "released", request)`` in order, so a test can work out how many of
+    any kind were in flight at once; ``peak`` is the most held together.
+    """
+
+    method: str
+    pattern: re.Pattern[str]
+    predicate: Callable[[RecordedRequest], bool] | None = None
+    waiting: list[RecordedRequest] = field(default_factory=list)
+    log: list[tuple[str, RecordedRequest]] = field(default_factory=list)
+    peak: int = 0
+    released: bool = False
+    _gates: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def matches(self, req: RecordedRequest) -> bool:
+        if self.released or not method_matches(self.method, req.method):
+            return False
+        return bool(self.pattern.fullmatch(req.path)) and (self.predicate is None or bool(self.predicate(req)))
+
+    def let_through(self, n: int = 1) -> None:
+        """Answer the `n` requests held longest (fewer if fewer wait)."""
+        for gate in [g for g in self._gates if not g.done()][:n]:
+            gate.set_result(None)
+
+    def release(self) -> None:
+        """Answer every held request, and hold no more."""
+        self.released = True
+        self.let_through(len(self._gates))
+
+    async def wait(self, req: RecordedRequest, notify: Callable[[], None]) -> None:
+        gate = asyncio.get_running_loop().create_future()
+        self._gates.append(gate)
+        self.waiting.append(req)
+        self.log.append(("held", req))
+        self.peak = max(self.peak, len(self.waiting))
+        notify()
+        try:
+            await gate
+        finally:
+            self._gates.remove(gate)
+            self.waiting.remove(req)
+            self.log.append(("released", req))
+
+
 class Faults:
-    """The pending faults, first match wins; each fault is used up after ``times`` hits."""
+    """The pending faults, first match wins; each fault is used up after ``times`` hits. Holds
+    come first: a held request meets its fault once released."""
 
     def __init__(self) -> None:
         self.pending: list[Fault] = []
+        self.holds: list[Hold] = []
+
+    def hold(self, hold: Hold) -> Hold:
+        self.holds.append(hold)
+        return hold
+
+    async def wait_if_held(self, rec: RecordedRequest, notify: Callable[[], None]) -> None:
+        """Keep ``rec`` until every hold it matches lets it through."""
+        for hold in list(self.holds):
+            if hold.matches(rec):
+                await hold.wait(rec, notify)
 
     def add(self, fault: Fault) -> Fault:
         self.pending.append(fault)
@@ -106,3 +170,6 @@ class Faults:
 
     def clear(self) -> None:
         self.pending.clear()
+        for hold in self.holds:
+            hold.release()
+        self.holds.clear()

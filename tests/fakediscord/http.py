@@ -84,6 +84,7 @@ class HttpFront:
         arrived = time.monotonic()  # before the body is read: when the client sent the request
         rec = await self._record(request)
         try:
+            await self.faults.wait_if_held(rec, self.changes.notify)
             fault = self.faults.take(rec)
             if fault is not None:
                 rec.fault = True

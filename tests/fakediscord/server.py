@@ -30,7 +30,7 @@ from aiohttp import web
 from .core import Changes, Clock, Context, Settings
 from .drivers import InteractionDriving, ModalSubmitting, Observing, WorldBuilding
 from .events import Events
-from .faults import Fault, Faults
+from .faults import Fault, Faults, Hold
 from .gateway import Gateway, GatewaySession
 from .http import API_PREFIX, HttpFront
 from .messages import MessageBuilder
@@ -240,7 +240,9 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         return await self.http.handle(request)
 
     async def stop(self) -> None:
-        """Close every gateway connection, stop the server, and undo ``install()``."""
+        """Release held requests, close every gateway connection, stop the server, and undo ``install()``."""
+        for hold in self.faults.holds:
+            hold.release()
         await self.gateway.drop(1001, reason=b"fake discord stopping", timeout=2.0)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -373,8 +375,20 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         came before a reset a 429 had announced); ``str()`` of it is a table."""
         return self.rate_limits.report()
 
+    def hold(
+        self,
+        method: str,
+        path_pattern: str | re.Pattern[str],
+        *,
+        predicate: Callable[[RecordedRequest], bool] | None = None,
+    ) -> Hold:
+        """Keep matching requests unanswered until ``hold.release()`` (e.g. attachment downloads,
+        ``"/(ephemeral-)?attachments/.*"``); ``hold.waiting``, ``hold.peak`` and ``hold.log`` show
+        what was in flight. ``clear_faults()`` and stopping the fake release every hold."""
+        return self.faults.hold(Hold(method=method, pattern=compile_pattern(path_pattern), predicate=predicate))
+
     def clear_faults(self) -> None:
-        """Drop all pending injected faults."""
+        """Drop all pending injected faults and release every hold."""
         self.faults.clear()
 
     def expire_token(self, token_or_interaction: str | Interaction) -> None:

@@ -1,7 +1,8 @@
 """The stylize feature: everything from a member's request to the finished image.
 
 Read top to bottom: `commands` (the cog: /stylize, the message command, the mention
-listener, /queue, /cancel) -> `requests` (attachments and settings -> a job) -> `service`
+listener, /queue, /cancel) -> `requests` (attachments and settings -> a job; `uploads`
+downloads and checks the images) -> `service`
 (admission, queueing, cancel, restart) -> `follower` (one job's events -> its message) ->
 `progress` (throttled edits) and `views` (buttons, the form). All wording is in
 `bot.messages`; the options themselves are declared in `stylecore.option_specs`.

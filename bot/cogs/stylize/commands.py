@@ -22,8 +22,10 @@ from bot.checks import check_bot_permissions, check_channel, image_attachments, 
 from bot.cogs.stylize import requests
 from bot.cogs.stylize.parameters import Declared, describe_declared
 from bot.cogs.stylize.service import JobService
+from bot.cogs.stylize.uploads import DownloadSlots, Uploads
 from bot.cogs.stylize.views import AgainButton, CancelButton, StyleModal
 from bot.errors import BadInput, JobNotFound, count_refusal, describe
+from stylecore.imageio import ImageLimits
 
 if TYPE_CHECKING:
     from bot.bot import StyleBot
@@ -35,8 +37,16 @@ class Stylize(commands.Cog):
     def __init__(self, bot: StyleBot) -> None:
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Stylize this image", callback=self.stylize_menu)
-        assert bot.executor is not None, "the executor starts before the extensions load"
-        self.service = JobService(bot, bot.db, bot.executor, bot.config, bot.base_settings, bot.metrics)
+        assert bot.executor is not None and bot.decoder is not None, "both start before the extensions load"
+        config = bot.config
+        uploads = Uploads(
+            bot.decoder,
+            ImageLimits(max_bytes=config.max_input_bytes, max_pixels=config.max_input_pixels),
+            DownloadSlots(config.max_downloads, config.max_downloads_per_member),
+        )
+        self.service = JobService(
+            bot, bot.db, bot.executor, config, bot.base_settings, bot.metrics, uploads=uploads, ceilings=bot.ceilings
+        )
 
     async def cog_load(self) -> None:
         """Serve the buttons of earlier messages, then re-queue what a previous process left."""

@@ -3,13 +3,13 @@
 Slash command, context-menu form, result buttons and the reply flow differ only in where
 the images come from and how the user is answered; the order is the same for all: cheap
 refusals first (channel, permissions, limits, attachment metadata), then the one admission
-check (restart, quota, cooldown), answered at once and privately; then acknowledge,
-download and decode, and queue.
+check (restart, cooldown, the member's limits and the queue's room), answered at once and
+privately; then acknowledge, download and check the images (`uploads`), and queue. Nothing is
+downloaded for a request that admission refuses.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Mapping
@@ -31,7 +31,6 @@ from bot.db import JobRecord
 from bot.errors import BadInput, InputsExpired, JobNotFound
 from bot.guild_settings import GuildSettings
 from stylecore.executors.base import new_job_id
-from stylecore.imageio import load_image
 from stylecore.option_specs import OPTION_SPECS
 from stylecore.options import StyleOptions, report_every_for
 
@@ -88,17 +87,6 @@ def new_record(
     )
 
 
-async def _download(service: JobService, attachment: discord.Attachment, what: str) -> bytes:
-    """Download an attachment (metadata already checked) and make sure it decodes."""
-    try:
-        data = await attachment.read()
-    except discord.NotFound:
-        raise BadInput(messages.attachment_gone(what)) from None
-    config = service.config
-    await asyncio.to_thread(load_image, data, max_bytes=config.max_input_bytes, max_pixels=config.max_input_pixels)
-    return data
-
-
 # -- interactions (slash, form, buttons) ----------------------------------------------------
 
 
@@ -127,9 +115,7 @@ async def from_interaction(
         interaction.extras["public_defer"] = True
         if inputs is None:
             assert content is not None and style is not None
-            inputs = await asyncio.gather(
-                _download(service, content, "content image"), _download(service, style, "style image")
-            )
+            inputs = await service.uploads.fetch_pair(content, style, interaction.user.id)
         record = new_record(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or 0,
@@ -140,7 +126,7 @@ async def from_interaction(
             parent_id=parent_id,
         )
         target = InteractionTarget(interaction, lifetime=service.config.token_lifetime, mention_id=interaction.user.id)
-        await service.submit(record, (inputs[0], inputs[1]), target, admission)
+        await service.submit(record, inputs, target, admission)
     interaction.extras["job_id"] = record.job_id
     return record
 
@@ -223,9 +209,7 @@ async def from_message(
     check_attachment(content, "content image", service.config.max_input_bytes)
     check_attachment(style, "style image", service.config.max_input_bytes)
     async with service.admission(settings, guild_id, message.author.id) as admission:
-        inputs = await asyncio.gather(
-            _download(service, content, "content image"), _download(service, style, "style image")
-        )
+        inputs = await service.uploads.fetch_pair(content, style, message.author.id)
         record = new_record(
             guild_id=guild_id,
             channel_id=message.channel.id,
@@ -235,4 +219,4 @@ async def from_message(
             filesize_limit=message.guild.filesize_limit if message.guild else DEFAULT_FILESIZE_LIMIT,
         )
         target = ChannelTarget(service.client, message.channel.id, None, reply_to=message.id)
-        return await service.submit(record, (inputs[0], inputs[1]), target, admission)
+        return await service.submit(record, inputs, target, admission)

@@ -1,12 +1,15 @@
 """The stylize feature's only door to the executor: admission, queueing, cancel, restart.
 
-Every request passes `admission` once: it is refused there (restart under way, the member's
-quota, the cooldown) or holds the member's place until its job is stored, so requests still
-downloading count against the quota and two at once cannot both slip through. `submit`
-writes the job's row and inputs before queueing (so a crash loses nothing) and hands the job
-to a `JobFollower`, which turns its events into edits of one message. `recover` re-queues
-what a previous process left unfinished; `drain` is the SIGTERM path: stop taking jobs, let
-running ones finish within a grace period, leave the rest queued in the database.
+Every request passes `admission` once, before anything is downloaded: it is refused there
+(restart under way, the cooldown, or the executor's refusal: a member's limit in this server or
+across all of them, or a full queue) or it gets a `Reservation`, a place in the executor's queue
+held while its images are downloaded and checked, so requests still in progress count against
+the member's quota. The executor is the one owner of those limits; the bot passes neutral keys
+(the member, the server as the group, the server's own limit) and words the refusal.
+`submit` writes the job's row and inputs before queueing (so a crash loses nothing) and hands
+the job to a `JobFollower`, which turns its events into edits of one message. `recover`
+re-queues what a previous process left unfinished; `drain` is the SIGTERM path: stop taking
+jobs, let running ones finish within a grace period, leave the rest queued in the database.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,26 +30,52 @@ from bot.cogs.stylize.follower import JobFollower
 from bot.cogs.stylize.progress import ChannelTarget, Frame, MessageTarget
 from bot.db import ACTIVE_STATES, Database, JobRecord
 from bot.errors import JobNotFound, NotYourJob, OnCooldown, ShuttingDown, TooManyJobs
-from bot.guild_settings import GuildSettings
-from stylecore.executors.base import Executor, ExecutorError, Job, JobEvent, QueueEntry, UserLimitReached
+from bot.guild_settings import Ceilings, GuildSettings
+from stylecore.executors.base import (
+    Executor,
+    ExecutorClosed,
+    ExecutorError,
+    Job,
+    JobEvent,
+    QueueEntry,
+    UserLimitReached,
+    WorkersUnavailable,
+)
 from stylecore.options import StyleOptions
 
 if TYPE_CHECKING:
+    from bot.cogs.stylize.uploads import Uploads
     from bot.config import BotConfig
     from bot.metrics import Metrics
+    from stylecore.executors.admission import Reservation
 
 log = logging.getLogger(__name__)
+
+# Seconds between attempts to re-queue stored jobs while no worker can start, doubling up to the cap.
+RECOVERY_RETRY = 1.0
+RECOVERY_RETRY_MAX = 30.0
+
+
+def group_of(guild_id: int | None) -> str | None:
+    """The executor's group for a job: its server (DMs are a group of their own)."""
+    return str(guild_id) if guild_id is not None else None
+
+
+def limit_refusal(err: UserLimitReached, guild_id: int | None) -> TooManyJobs:
+    """The executor's refusal, worded for the member from its facts."""
+    where = "everywhere" if err.scope == "everywhere" else ("server" if guild_id is not None else "dm")
+    text = messages.too_many_jobs(
+        err.job_ids, err.limit, where=where, waiting=err.counts == "waiting", starting=err.pending
+    )
+    return TooManyJobs(text)
 
 
 @dataclass(eq=False)
 class Admission:
-    """A member's place, held from the quota check until the job's row exists or the request ends."""
+    """A request let in: the server's settings, and its place in the queue until its job is submitted."""
 
     settings: GuildSettings
-    guild_id: int | None
-    owner_id: int
-    job_id: str | None = None  # once its row is being written
-    held: bool = True
+    place: Reservation
 
 
 class JobService:
@@ -59,83 +87,73 @@ class JobService:
         config: BotConfig,
         base_settings: GuildSettings,
         metrics: Metrics | None = None,
+        *,
+        uploads: Uploads,
+        ceilings: Ceilings | None = None,
     ) -> None:
         self.client = client
         self.db = db
         self.executor = executor
         self.config = config
         self.base_settings = base_settings
+        self.ceilings = ceilings
         self.metrics = metrics
+        self.uploads = uploads
         self.followers: dict[str, JobFollower] = {}
         self.accepting = True
-        self._admitted: defaultdict[tuple[int | None, int], list[Admission]] = defaultdict(list)
-        self._admitting = asyncio.Lock()  # one quota check at a time: two requests can't both slip in
+        # When each member's request in progress was let in (no row yet): the cooldown counts from
+        # then, so a second request cannot slip in while the first one downloads.
+        self._requested_at: dict[tuple[int | None, int], float] = {}
+        self._recovery: asyncio.Task[None] | None = None
 
     async def settings_for(self, guild_id: int | None) -> GuildSettings:
-        """A server's settings; in DMs the bot-wide defaults."""
-        return await self.db.guild_settings(guild_id, self.base_settings)
+        """A server's settings within the operator's ceilings; in DMs the bot-wide defaults."""
+        return await self.db.guild_settings(guild_id, self.base_settings, self.ceilings)
 
     # -- admission --------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def admission(self, settings: GuildSettings, guild_id: int | None, owner_id: int) -> AsyncIterator[Admission]:
-        """Check the request once, then hold the member's place while it is downloaded and queued."""
+        """Check the request once, before anything is downloaded, and hold its place in the queue
+        until `submit` (or the end of the block gives it back)."""
         if not self.accepting:
             raise ShuttingDown(messages.RESTARTING)
         key = (guild_id, owner_id)
-        async with self._admitting:
-            await self._check_member_quota(settings, guild_id, owner_id, self._admitted.get(key, []))
-            ticket = Admission(settings, guild_id, owner_id)
-            self._admitted[key].append(ticket)
-        try:
-            yield ticket
-        finally:
-            self._release(ticket)
-
-    def _release(self, ticket: Admission) -> None:
-        if ticket.held:
-            ticket.held = False
-            key = (ticket.guild_id, ticket.owner_id)
-            self._admitted[key].remove(ticket)
-            if not self._admitted[key]:
-                del self._admitted[key]
-
-    async def _check_member_quota(
-        self, settings: GuildSettings, guild_id: int | None, owner_id: int, admitted: list[Admission]
-    ) -> None:
-        """This server's per-member job limit and cooldown, from the database so they hold across
-        restarts, counting the member's `admitted` requests that have no row yet (still downloading).
-        (The executor keeps its own per-user limit; `submit` words its refusal the same way.)"""
-        active = await self.db.jobs_in(ACTIVE_STATES, guild_id=guild_id, owner_id=owner_id)
-        stored = {r.job_id for r in active}
-        pending = sum(1 for a in admitted if a.job_id not in stored)
-        if len(active) + pending >= settings.max_jobs_per_user:
-            ids = [r.job_id for r in active]
-            raise TooManyJobs(messages.too_many_jobs(ids, settings.max_jobs_per_user, starting=pending))
-        if settings.cooldown_seconds <= 0:
-            return
-        last = time.time() if pending else await self.db.last_job_time(guild_id, owner_id)
+        last = None
+        if settings.cooldown_seconds > 0:
+            last = await self.db.last_job_time(guild_id, owner_id)
+        # Nothing is awaited from here until the request is stamped: two requests cannot both pass.
+        last = max((t for t in (last, self._requested_at.get(key)) if t is not None), default=None)
         left = 0.0 if last is None else last + settings.cooldown_seconds - time.time()
         if left > 0:
             raise OnCooldown(messages.cooldown(left, settings.cooldown_seconds), left)
+        try:
+            place = self.executor.reserve(str(owner_id), group_of(guild_id), settings.max_jobs_per_user)
+        except UserLimitReached as err:
+            raise limit_refusal(err, guild_id) from None
+        stamp = self._requested_at[key] = time.time()
+        try:
+            with place:
+                yield Admission(settings, place)
+        finally:
+            if self._requested_at.get(key) == stamp:
+                del self._requested_at[key]
 
     # -- submission -------------------------------------------------------------------------
 
     async def submit(
         self, record: JobRecord, inputs: tuple[bytes, bytes], target: MessageTarget, admission: Admission
     ) -> JobRecord:
-        """Store, then queue; a refusal by the executor removes the row again and propagates."""
+        """Store, then queue in the admission's place; a refusal by the executor (the place
+        expired and the job no longer fits) removes the row again and propagates."""
         if not self.accepting:
             raise ShuttingDown(messages.RESTARTING)
-        admission.job_id = record.job_id
         await self.db.add_job(record, *inputs, ttl=self.config.inputs_ttl)
-        self._release(admission)  # the row counts from now on
         try:
-            follower = await self._queue(record, inputs, target, admission.settings.preview_interval)
-        except UserLimitReached:
+            follower = await self._queue(record, inputs, target, admission.settings, reservation=admission.place)
+        except UserLimitReached as err:
             await self.db.delete_job(record.job_id)
-            waiting = [e.job_id for e in self.executor.jobs_for(str(record.owner_id))]
-            raise TooManyJobs(messages.too_many_jobs(waiting)) from None
+            raise limit_refusal(err, record.guild_id) from None
         except ExecutorError:
             await self.db.delete_job(record.job_id)
             raise
@@ -154,7 +172,10 @@ class JobService:
         record: JobRecord,
         inputs: tuple[bytes, bytes],
         target: MessageTarget,
-        preview_interval: float,
+        settings: GuildSettings,
+        *,
+        reservation: Reservation | None = None,
+        readmit: bool = False,
         note: str | None = None,
     ) -> JobFollower:
         options = StyleOptions.from_dict(record.options)
@@ -166,9 +187,11 @@ class JobService:
             user_id=str(record.owner_id),
             job_id=record.job_id,
             meta=meta,
+            group=group_of(record.guild_id),
+            max_active=settings.max_jobs_per_user,
         )
-        handle = await self.executor.submit(job)
-        follower = JobFollower(self, record, handle, target, preview_interval=preview_interval, note=note)
+        handle = await self.executor.submit(job, reservation=reservation, readmit=readmit)
+        follower = JobFollower(self, record, handle, target, preview_interval=settings.preview_interval, note=note)
         self.followers[record.job_id] = follower
         return follower
 
@@ -246,10 +269,36 @@ class JobService:
     # -- restart ----------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Re-queue jobs a previous process left queued or running; tell owners when impossible."""
+        """Re-queue jobs a previous process left queued or running; tell owners when impossible.
+
+        They were accepted, so they go back whatever the queue's size or the members' limits
+        (`readmit`). While no worker can start they stay queued in the database and are tried
+        again in the background, never failed for it. Returns how many went back now."""
+        count, waiting = await self._requeue_stored()
+        if waiting and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.create_task(self._retry_recovery(), name="stylize-recovery")
+        return count
+
+    async def _retry_recovery(self) -> None:
+        delay = RECOVERY_RETRY
+        while self.accepting:
+            await asyncio.sleep(delay)
+            try:
+                count, waiting = await self._requeue_stored()
+            except Exception:
+                log.exception("re-queueing jobs from before the restart failed")
+                count, waiting = 0, True
+            if count:
+                log.info("re-queued %d job(s) from before the restart", count)
+            if not waiting:
+                return
+            delay = min(RECOVERY_RETRY_MAX, delay * 2)
+
+    async def _requeue_stored(self) -> tuple[int, bool]:
+        """(jobs re-queued, whether some must wait for a worker)."""
         count = 0
         for record in await self.db.jobs_in(ACTIVE_STATES):
-            if record.job_id in self.followers:
+            if record.job_id in self.followers or not self.accepting:
                 continue
             target = ChannelTarget(self.client, record.channel_id, record.message_id, mention_id=record.owner_id)
             inputs = await self.db.get_inputs(record.job_id, include_expired=True)
@@ -260,8 +309,11 @@ class JobService:
                 settings = await self.settings_for(record.guild_id)
                 try:
                     follower = await self._queue(
-                        record, inputs, target, settings.preview_interval, note=messages.RESUMED_AFTER_RESTART
+                        record, inputs, target, settings, readmit=True, note=messages.RESUMED_AFTER_RESTART
                     )
+                except (WorkersUnavailable, ExecutorClosed) as exc:
+                    log.warning("jobs from before the restart wait for a worker (%s)", exc)
+                    return count, True
                 except Exception as exc:
                     log.warning("job %s: could not re-queue after restart: %s", record.job_id, exc)
                     reason = messages.requeue_failed(exc)
@@ -277,11 +329,13 @@ class JobService:
             follower.start()
             log.info("job %s re-queued after restart", record.job_id)
             count += 1
-        return count
+        return count, False
 
     async def drain(self, grace: float) -> None:
         """Stop taking jobs; give running ones `grace` seconds; pause the rest for the next start."""
         self.accepting = False
+        if self._recovery is not None:
+            self._recovery.cancel()
         if not self.followers:
             return
         for follower in [f for f in self.followers.values() if f.handle.state == "queued"]:
