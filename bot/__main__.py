@@ -2,7 +2,8 @@
 
 On SIGTERM the bot stops taking jobs, lets running ones finish for up to
 STYLEBOT_SHUTDOWN_GRACE seconds and leaves the rest queued in SQLite, where the next
-start picks them up (see JobService.drain / recover).
+start picks them up (see JobService.drain / recover). The process exits within the grace
+plus `SHUTDOWN_MARGIN` seconds whatever Discord does (see StyleBot.close).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import signal
 import sys
 
+import discord
+
 from bot.config import BotConfig, ConfigError
 from bot.logs import setup_logging
 
@@ -20,7 +23,7 @@ log = logging.getLogger("bot")
 
 
 async def run(config: BotConfig) -> None:
-    from bot.bot import StyleBot
+    from bot.bot import SHUTDOWN_MARGIN, StyleBot
 
     bot = StyleBot(config)
     loop = asyncio.get_running_loop()
@@ -35,11 +38,27 @@ async def run(config: BotConfig) -> None:
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:
             log.info("shutdown requested; finishing running jobs (grace %.0fs)", config.shutdown_grace)
-            await bot.close()
-            await asyncio.wait({runner}, timeout=10)
+            budget = config.shutdown_grace + SHUTDOWN_MARGIN
+            try:
+                # close() keeps to this budget by itself; this is the safety net if a step does not.
+                await asyncio.wait_for(bot.close(), budget + 1.0)
+            except TimeoutError:
+                log.error("shutdown overran %.0fs; stopping what is left without waiting", budget)
+                await bot.abort()
+            # discord.py's reconnect loop may still be backing off (for minutes when Discord is
+            # unreachable): it has nothing left to do.
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=1.0)
         else:
             stopper.cancel()
-            runner.result()  # re-raise a login/connection failure
+            try:
+                runner.result()  # re-raise a login/connection failure
+            except discord.PrivilegedIntentsRequired:
+                raise ConfigError(
+                    "Discord refused the Message Content intent, which STYLEBOT_MESSAGE_CONTENT=on requires: "
+                    "enable it for this application (developer portal, Bot tab), or set "
+                    "STYLEBOT_MESSAGE_CONTENT=auto to run without the reply flow"
+                ) from None
 
 
 def main() -> int:
@@ -56,8 +75,12 @@ def main() -> int:
         config.workers,
         config.data_dir,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(config))
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return 2
     return 0
 
 

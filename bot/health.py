@@ -1,71 +1,36 @@
-"""Liveness and metrics over HTTP for orchestrators and Prometheus.
+"""Health probes and metrics over HTTP for orchestrators and Prometheus.
 
-`/healthz` answers 200 while the bot is connected and taking jobs and 503 otherwise (so a
-draining or disconnected bot is visibly unhealthy); `/metrics` is the Prometheus text
-format. Each bot has its own registry so several bots in one process (tests) don't clash.
+Three probes, as Kubernetes names them (https://kubernetes.io/docs/reference/using-api/health-checks/):
+`/livez` answers 200 whenever the process's event loop answers at all (restart it if not);
+`/readyz` answers 200 only when the bot can do work now: connected to Discord, taking jobs, and
+at least one worker ready (a bot whose workers cannot start is up but useless, and says why in
+the 503's body); `/healthz` keeps its documented meaning (connected and taking jobs). Every
+probe answers JSON with `ok`. `/metrics` is the Prometheus text format (what it holds:
+`bot.metrics`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-
-class Metrics:
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
-        self.registry = CollectorRegistry()
-        self._counts = counts
-        self.queued = Gauge("stylebot_jobs_queued", "Jobs waiting to start", registry=self.registry)
-        self.queued.set_function(lambda: self._counts().get("queued", 0))
-        self.running = Gauge("stylebot_jobs_running", "Jobs running now", registry=self.registry)
-        self.running.set_function(lambda: self._counts().get("running", 0))
-        self.jobs = Counter("stylebot_jobs_finished", "Jobs that ended, by outcome", ["state"], registry=self.registry)
-        for state in ("done", "failed", "cancelled"):
-            self.jobs.labels(state=state)
-        self.step_seconds = Histogram(
-            "stylebot_step_seconds",
-            "Seconds per optimisation step",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-            registry=self.registry,
-        )
-        self._last_step: dict[str, tuple[int, float]] = {}
-
-    def finished(self, state: str) -> None:
-        self.jobs.labels(state=state).inc()
-
-    def step(self, job_id: str, step: int, elapsed: float | None) -> None:
-        """Observe the mean step time since the last progress report of this job."""
-        if elapsed is None:
-            return
-        prev_step, prev_elapsed = self._last_step.get(job_id, (0, 0.0))
-        if step > prev_step and elapsed >= prev_elapsed:
-            per = (elapsed - prev_elapsed) / (step - prev_step)
-            self.step_seconds.observe(per)
-        self._last_step[job_id] = (step, elapsed)
-        if len(self._last_step) > 1000:
-            self._last_step.pop(next(iter(self._last_step)))
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+Probe = Callable[[], dict[str, Any]]
 
 
 class HealthServer:
-    def __init__(self, metrics: Metrics, healthy: Callable[[], dict[str, Any]], host: str, port: int) -> None:
+    """Serves each probe at its path (200 when its answer says `ok`, else 503) and `/metrics`."""
+
+    def __init__(self, metrics: Metrics, probes: Mapping[str, Probe], host: str, port: int) -> None:
         self.metrics = metrics
-        self.healthy = healthy
+        self.probes = dict(probes)
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -73,7 +38,8 @@ class HealthServer:
     async def start(self) -> int:
         """Start serving; returns the bound port (useful when configured as 0)."""
         app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
+        for path, probe in self.probes.items():
+            app.router.add_get(path, self._prober(probe))
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -85,9 +51,13 @@ class HealthServer:
         log.info("health endpoint on http://%s:%s/healthz", self.host, self.port)
         return self.port
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        status = self.healthy()
-        return web.json_response(status, status=200 if status.get("ok") else 503)
+    @staticmethod
+    def _prober(probe: Probe) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def answer(request: web.Request) -> web.Response:
+            status = probe()
+            return web.json_response(status, status=200 if status.get("ok") else 503)
+
+        return answer
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = self.metrics.render()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from stylecore.notes import Note
+
 # What a run accepts as an image: a PIL image, encoded bytes, or a path.
 ImageSource = Image.Image | bytes | str | os.PathLike[str]
 
@@ -51,7 +53,7 @@ class RunStats:
     device: str
     cancelled: bool = False
     converged: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
 
 @dataclass

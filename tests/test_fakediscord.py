@@ -16,7 +16,7 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-from fakediscord import FakeDiscord, Perm, client_log_problems
+from fakediscord import FakeDiscord, Intent, Perm, client_log_problems
 from PIL import Image
 
 pytestmark = pytest.mark.timeout(60)
@@ -284,6 +284,44 @@ async def test_message_content_hidden_without_intent() -> None:
             assert hidden.content == "" and shown.content.endswith("visible")
 
 
+async def test_a_privileged_intent_the_application_lacks_is_refused_with_4014() -> None:
+    seen: asyncio.Queue[discord.Message] = asyncio.Queue()
+    async with FakeDiscord(privileged_intents=Intent.PRIVILEGED & ~Intent.MESSAGE_CONTENT) as fd:
+        with pytest.raises(discord.PrivilegedIntentsRequired):
+            async with fd.running(make_bot()):  # asks for MESSAGE_CONTENT
+                pass
+        assert [f["op"] for d, f in fd.gateway_log if d == "recv" and f.get("op") == 2] == [2]
+        assert fd.identify_count == 0
+
+        bot = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
+
+        @bot.event
+        async def on_message(message: discord.Message) -> None:
+            await seen.put(message)
+
+        async with fd.running(bot):
+            assert not bot.application_flags.gateway_message_content_limited
+            assert bot.application_flags.gateway_guild_members_limited
+            photo = await fd.post_message(author=fd.member, content="my cat", attachments=[("cat.png", png_bytes())])
+            await fd.post_message(
+                author=fd.member,
+                content=f"{fd.bot_user.mention} paint it",
+                attachments=[("style.png", png_bytes())],
+                reference=photo,
+                mention_author=False,
+            )
+            first, reply = await asyncio.wait_for(seen.get(), 5), await asyncio.wait_for(seen.get(), 5)
+            assert first.content == "" and not first.attachments
+            # The mention shows its own content, not that of the message it replies to.
+            assert reply.content.endswith("paint it") and reply.attachments
+            resolved = reply.reference.resolved if reply.reference else None
+            assert isinstance(resolved, discord.Message) and resolved.id == photo.id and not resolved.attachments
+            channel = bot.get_channel(fd.channel.id)
+            assert isinstance(channel, discord.TextChannel)
+            fetched = await channel.fetch_message(photo.id)  # REST hides it too
+            assert fetched.content == "" and not fetched.attachments
+
+
 async def test_rate_limit_429_is_retried() -> None:
     def setup(bot: commands.Bot) -> None:
         @bot.tree.command(name="ping", description="Replies pong")
@@ -313,6 +351,36 @@ async def test_rate_limit_429_is_retried() -> None:
             assert reply.content == "pong"
             callbacks = fd.requests_matching("POST", "/interactions/{id}/{token}/callback")
             assert [r.status for r in callbacks] == [429, 200]
+
+
+async def test_network_errors_and_nonces_make_a_retried_create_safe() -> None:
+    import aiohttp
+
+    async with FakeDiscord() as fd:
+        bot = make_bot()
+        async with fd.running(bot):
+            channel = bot.get_channel(fd.channel.id)
+            assert isinstance(channel, discord.TextChannel)
+            mine = lambda: [m for m in fd.messages_in(fd.channel) if m.author.id == fd.bot_user.id]  # noqa: E731
+
+            # The connection closes before the request is handled: nothing happened.
+            fd.drop_next("POST", "/channels/{c}/messages")
+            with pytest.raises(aiohttp.ClientError):
+                await channel.send("lost")
+            assert mine() == []
+            # ...after it is handled: the message exists, but the client never heard of it.
+            fd.drop_next("POST", "/channels/{c}/messages", after=True)
+            with pytest.raises(aiohttp.ClientError):
+                await channel.send("made", nonce="job-1")
+            assert [m.content for m in mine()] == ["made"]
+            # Retrying with the same nonce (discord.py sends enforce_nonce) returns that message.
+            again = await channel.send("made", nonce="job-1")
+            assert again.id == mine()[0].id and len(mine()) == 1
+            posts = fd.requests_matching("POST", "/channels/{c}/messages")
+            assert [r.status for r in posts] == [0, 0, 200] and all(r.fault for r in posts[:2])
+            # Another nonce makes another message.
+            await channel.send("other", nonce="job-2")
+            assert [m.content for m in sorted(mine(), key=lambda m: m.id)] == ["made", "other"]
 
 
 async def test_webhook_edit_errors_surface_in_bot() -> None:
@@ -419,6 +487,18 @@ async def test_gateway_drop_resumes_and_replays() -> None:
             await fd.wait_for_resume(2)
             await fd.post_message(content="after reconnect")
             assert (await asyncio.wait_for(seen.get(), 5)).content == "after reconnect"
+
+
+async def test_an_unreachable_gateway_refuses_until_it_is_back() -> None:
+    async with FakeDiscord() as fd:
+        bot = make_bot()
+        async with fd.running(bot):
+            await fd.gateway_unreachable()
+            await fd.wait_until(lambda: fd.gateway.refused >= 1, 10, "a refused reconnect")
+            assert fd.resume_count == 0 and not [s for s in fd.sessions.values() if s.conn is not None and not s.dead]
+            fd.gateway_reachable()
+            await fd.wait_for_resume(timeout=30)  # discord.py's own backoff brings it back
+            await fd.wait_until(lambda: bot.ws is not None and bot.ws.open, 10, "an open socket")
 
 
 async def test_followups_selects_and_autocomplete() -> None:

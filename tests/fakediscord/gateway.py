@@ -2,7 +2,8 @@
 (https://discord.com/developers/docs/events/gateway).
 
 Implemented: HELLO (op 10) on connect; HEARTBEAT (op 1) answered by HEARTBEAT_ACK (op 11); IDENTIFY
-(op 2) answered by READY and one GUILD_CREATE per guild of the shard; RESUME (op 6) replaying the
+(op 2) answered by READY and one GUILD_CREATE per guild of the shard, or closed with 4014 when it asks for a
+privileged intent the application has not enabled (``Settings.privileged_intents``); RESUME (op 6) replaying the
 missed dispatches and then RESUMED, or INVALID_SESSION (op 9) when the session cannot be resumed;
 REQUEST_GUILD_MEMBERS (op 8) answered by one GUILD_MEMBERS_CHUNK; PRESENCE_UPDATE (op 3) stored;
 VOICE_STATE_UPDATE (op 4) ignored. Dispatches (op 0) carry increasing sequence numbers, are filtered
@@ -99,11 +100,22 @@ class Gateway:
         self.server_errors: list[str] = []
         self.identify_count = 0
         self.resume_count = 0
+        # None: reachable. "refuse": connections are refused (HTTP 503 instead of the upgrade);
+        # "hang": they are never answered (the client's connect times out), as a black hole does.
+        self.down: str | None = None
+        self.refused = 0  # connection attempts while down
+        self._up = asyncio.Event()
 
     # ------------------------------------------------------------------ the socket
 
-    async def serve(self, request: web.Request) -> web.WebSocketResponse:
+    async def serve(self, request: web.Request) -> web.StreamResponse:
         """Run one client connection until it closes."""
+        if self.down is not None:
+            self.refused += 1
+            self.changes.notify()
+            if self.down == "hang":
+                await self._up.wait()  # until it is reachable again (or the server stops)
+            return web.Response(status=503, text="gateway unavailable")
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await ws.prepare(request)
         conn = GatewayConnection(ws=ws, query=dict(request.query), path=request.path)
@@ -179,6 +191,9 @@ class Gateway:
         if d.get("token") != self.settings.token:
             await self._close(conn, 4004, b"Authentication failed.")
             return
+        if int(d.get("intents", 0)) & Intent.PRIVILEGED & ~self.settings.privileged_intents:
+            await self._close(conn, 4014, b"Disallowed intent(s).")
+            return
         shard = d.get("shard")
         session = GatewaySession(
             id=secrets.token_hex(16),
@@ -200,7 +215,10 @@ class Gateway:
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_url,
-            "application": {"id": str(self.state.application_id), "flags": (1 << 19) | (1 << 15)},
+            "application": {
+                "id": str(self.state.application_id),
+                "flags": P.application_flags(self.settings.privileged_intents),
+            },
             "private_channels": [],
             "relationships": [],
             "presences": [],
@@ -326,6 +344,18 @@ class Gateway:
         return sent
 
     # ------------------------------------------------------------------ server-side control
+
+    async def go_down(self, mode: str = "refuse") -> None:
+        """Make the gateway unreachable: current sockets close (resumably) and new ones fail."""
+        if mode not in ("refuse", "hang"):
+            raise ValueError("mode is 'refuse' or 'hang'")
+        self.down = mode
+        self._up.clear()
+        await self.drop(4000, reason=b"gateway unavailable")
+
+    def come_up(self) -> None:
+        self.down = None
+        self._up.set()
 
     async def reconnect(self) -> None:
         """op 7 RECONNECT: the client should drop the socket and RESUME on resume_gateway_url."""

@@ -38,7 +38,7 @@ from .ratelimits import RateLimiter, RateLimitReport
 from .recording import RecordedRequest, compile_pattern
 from .rest import Cdn, build_routes
 from .routing import Router
-from .state import Channel, FakeState, Guild, Interaction, Member, Perm, Role, User
+from .state import Channel, FakeState, Guild, Intent, Interaction, Member, Perm, Role, User
 
 log = logging.getLogger("fakediscord")
 
@@ -73,6 +73,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
     heartbeat_interval_ms = _Setting()
     enforce_message_content_intent = _Setting()
     require_synced_commands = _Setting()
+    privileged_intents = _Setting()
 
     def __init__(
         self,
@@ -88,6 +89,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         heartbeat_interval_ms: int = 41250,
         enforce_message_content_intent: bool = True,
         require_synced_commands: bool = False,
+        privileged_intents: int = Intent.PRIVILEGED,
         strict: bool = True,
         strict_rate_limits: bool = False,
         auto_install: bool = True,
@@ -110,6 +112,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
             heartbeat_interval_ms=heartbeat_interval_ms,
             enforce_message_content_intent=enforce_message_content_intent,
             require_synced_commands=require_synced_commands,
+            privileged_intents=privileged_intents,
         )
         self.state = FakeState(bot_name=bot_name)
         self.clock = Clock()
@@ -240,6 +243,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         """Release held requests, close every gateway connection, stop the server, and undo ``install()``."""
         for hold in self.faults.holds:
             hold.release()
+        self.gateway.come_up()  # let held connection attempts finish
         await self.gateway.drop(1001, reason=b"fake discord stopping", timeout=2.0)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -367,6 +371,31 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
             )
         )
 
+    def drop_next(
+        self,
+        method: str,
+        path_pattern: str | re.Pattern[str],
+        *,
+        times: int = 1,
+        after: bool = False,
+        delay: float = 0.0,
+        predicate: Callable[[RecordedRequest], bool] | None = None,
+    ) -> Fault:
+        """A network error for the next ``times`` matching requests: the connection is closed without
+        an answer. With ``after`` the request takes effect first (a message is created, an edit made)
+        and only the answer is lost, the case a client can only survive by retrying idempotently."""
+        return self.faults.add(
+            Fault(
+                method=method,
+                pattern=compile_pattern(path_pattern),
+                status=0,
+                times=times,
+                delay=delay,
+                predicate=predicate,
+                disconnect="after" if after else "before",
+            )
+        )
+
     def rate_limit_report(self) -> RateLimitReport:
         """Per bucket: requests, 429s sent (bucket full / forced) and dishonoured 429s (requests that
         came before a reset a 429 had announced); ``str()`` of it is a table."""
@@ -409,6 +438,16 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
     async def restart_gateway(self) -> None:
         """A resumable server-side close (what a Discord gateway restart looks like)."""
         await self.gateway.drop(4000)
+
+    async def gateway_unreachable(self, *, hang: bool = False) -> None:
+        """Take the gateway down: every socket is closed and new connections fail (``hang``: are never
+        answered, so the client's connect times out) until ``gateway_reachable()``. REST still works;
+        combine with ``fail_next``/``drop_next`` for a Discord that is unreachable altogether."""
+        await self.gateway.go_down("hang" if hang else "refuse")
+
+    def gateway_reachable(self) -> None:
+        """Let gateway connections through again (the client reconnects by its own backoff)."""
+        self.gateway.come_up()
 
     async def invalidate_session(self, *, resumable: bool = False) -> None:
         """Send op 9 INVALID_SESSION; with ``resumable=False`` the client must IDENTIFY again."""

@@ -23,7 +23,9 @@ from bot.checks import (
     check_attachment,
     check_bot_permissions,
     check_channel,
+    check_job_belongs_here,
     check_limits,
+    check_not_blocked,
     image_attachments,
 )
 from bot.cogs.stylize.progress import ChannelTarget, InteractionTarget
@@ -102,6 +104,7 @@ async def from_interaction(
     parent_id: str | None = None,
 ) -> JobRecord:
     """A job from attachments (or the stored `inputs` of an earlier one); progress edits the response."""
+    check_not_blocked(service.blocks, interaction.user.id, interaction.guild_id)
     settings = await service.settings_for(interaction.guild_id)
     check_channel(settings, interaction.channel)
     if interaction.guild_id is not None:
@@ -148,9 +151,13 @@ def again_choices(parent: Mapping[str, Any], action: str) -> dict[str, Any]:
 async def run_again(service: JobService, interaction: discord.Interaction[Any], job_id: str, action: str) -> JobRecord:
     """A result button: a new job from a finished one's stored inputs."""
     interaction.extras["job_id"] = job_id
+    check_not_blocked(service.blocks, interaction.user.id, interaction.guild_id)
     parent = await service.db.get_job(job_id)
     if parent is None:
         raise JobNotFound(messages.forgotten_job(job_id))
+    if parent.state == "removed":
+        raise JobNotFound(messages.job_removed(job_id))
+    check_job_belongs_here(parent.guild_id, parent.owner_id, interaction.guild_id, interaction.user.id)
     inputs = await service.db.get_inputs(job_id)
     if inputs is None:
         raise InputsExpired(messages.inputs_expired(service.config.inputs_ttl))
@@ -169,17 +176,27 @@ async def run_again(service: JobService, interaction: discord.Interaction[Any], 
 # -- messages (the reply flow) --------------------------------------------------------------
 
 
+def readable(message: discord.Message, me_id: int, message_content: bool) -> bool:
+    """Whether the bot is shown `message`'s attachments: always with the Message Content intent,
+    without it only in DMs, in its own messages and in messages that mention it (Discord's
+    developer docs, "Message Content Intent"); others arrive with no attachments at all."""
+    if message_content or message.guild is None or message.author.id == me_id:
+        return True
+    return any(u.id == me_id for u in message.mentions)
+
+
 def pick_message_images(
-    message: discord.Message, referenced: discord.Message | None
+    message: discord.Message, referenced: discord.Message | None, *, referenced_readable: bool = True
 ) -> tuple[discord.Attachment, discord.Attachment]:
-    """Reply flow: (replied-to image, attached style) or the message's own first two images."""
+    """Reply flow: (replied-to image, attached style) or the message's own first two images.
+    `referenced_readable` False: the replied-to message's attachments were withheld from the bot."""
     own = image_attachments(message)
     if referenced is not None:
         theirs = image_attachments(referenced)
         if theirs and own:
             return theirs[0], own[0]
         if not theirs and len(own) < 2:
-            raise BadInput(messages.REPLIED_TO_HAS_NO_IMAGE)
+            raise BadInput(messages.REPLIED_TO_HAS_NO_IMAGE if referenced_readable else messages.REPLIED_TO_UNREADABLE)
     if len(own) >= 2:
         return own[0], own[1]
     raise BadInput(messages.NEED_STYLE_IMAGE)
@@ -190,6 +207,7 @@ async def from_message(
 ) -> JobRecord:
     """Content and style from messages; progress goes to a reply edited with the bot token."""
     guild_id = message.guild.id if message.guild else None
+    check_not_blocked(service.blocks, message.author.id, guild_id)
     settings = await service.settings_for(guild_id)
     check_channel(settings, message.channel)
     if message.guild is not None:
