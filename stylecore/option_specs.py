@@ -26,7 +26,8 @@ def _num(value: float) -> str:
 @dataclass(frozen=True)
 class OptionSpec:
     """How one option may be set. `low`/`high` are inclusive unless marked open; `choices` maps
-    each accepted value to a label for people; `optional` allows None (e.g. a random seed)."""
+    each accepted value to a label for people; `optional` allows None (e.g. a random seed);
+    `suggested` names a few values worth offering where any number in the bounds would do."""
 
     name: str
     kind: type  # int, float or str: how typed text is read
@@ -38,6 +39,21 @@ class OptionSpec:
     choices: Mapping[str, str] | None = None
     unit: str = ""
     optional: bool = False
+    suggested: Mapping[float, str] | None = None
+
+    def suggestions(self, low: float | None = None, high: float | None = None) -> list[tuple[Any, str]]:
+        """The declared `suggested` values (value, name) within the bounds and within `low`..`high`
+        (a front end's narrower limits), smallest first: what a person is offered to pick from when
+        any number would do but a few are worth naming ("small", "medium", "large")."""
+        out = []
+        for value, name in sorted((self.suggested or {}).items()):
+            if (
+                self.problem(self.kind(value)) is None
+                and (low is None or value >= low)
+                and (high is None or value <= high)
+            ):
+                out.append((self.kind(value), name))
+        return out
 
     def fmt(self, value: Any) -> str:
         """A value with its unit, as messages show it ("512 px", "1.5")."""
@@ -115,15 +131,33 @@ def _specs(*specs: OptionSpec) -> dict[str, OptionSpec]:
 
 
 OPTION_SPECS: dict[str, OptionSpec] = _specs(
-    OptionSpec("size", int, "output size in pixels (the long side by default)", 16, 4096, unit="px"),
+    OptionSpec(
+        "size",
+        int,
+        "output size in pixels (the long side by default)",
+        16,
+        4096,
+        unit="px",
+        suggested={256: "small", 512: "medium", 1024: "large", 2048: "extra large"},
+    ),
     OptionSpec(
         "size_side",
         str,
         "which side of the image size sets",
         choices={"long": "the long side", "short": "the short side"},
     ),
-    OptionSpec("steps", int, "optimisation steps (more = slower, finer)", 1, 100_000),
-    OptionSpec("strength", float, "how strongly to apply the style (1 = normal)", 0.0, 10.0),
+    OptionSpec(
+        "steps",
+        int,
+        "optimisation steps (more = slower, finer)",
+        1,
+        100_000,
+        suggested={50: "a quick look", 100: "quick", 200: "normal", 300: "careful", 500: "fine", 1000: "finest"},
+    ),
+    # Strength scales the style weight (beta in Gatys et al. 2016, who show how the content/style
+    # ratio trades one for the other): below 0.1 the photo comes back almost unchanged, above 5 the
+    # style has drowned the content, so the range offered is where a change still shows.
+    OptionSpec("strength", float, "how strongly to apply the style (1 = normal)", 0.1, 5.0),
     OptionSpec("content_weight", float, "weight of the content loss (alpha in Gatys et al. 2016)", 0.0),
     OptionSpec("style_weight", float, "weight of the style loss (beta in Gatys et al. 2016)", 0.0),
     OptionSpec("tv_weight", float, "total-variation weight (smooths noise)", 0.0),
