@@ -1,4 +1,10 @@
-"""/stylebot config show|set|reset — per-server settings for admins (Manage Server)."""
+"""/stylebot config show|set|reset and /stylebot status — per-server settings for admins (Manage Server).
+
+This feature owns the `/stylebot` group; other features (server styles, help, forgetting your data)
+add their subcommands to it when they load. Discord sets a command's default permissions on the
+whole top-level command only, and help and forget are for everyone, so the admin commands are
+guarded by `admin_only` at run time instead of being hidden from members.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from discord.ext import commands
 
 from bot import messages
 from bot.checks import admin_only
+from bot.contexts import in_servers_and_bot_dms, server_install
 from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
 
 if TYPE_CHECKING:
@@ -29,11 +36,13 @@ def settings_table(settings: GuildSettings, overridden: set[str]) -> str:
 class Admin(commands.Cog):
     stylebot = app_commands.Group(
         name="stylebot",
-        description="StyleBot administration",
-        guild_only=True,
-        default_permissions=discord.Permissions(manage_guild=True),
+        description="StyleBot: help, your data, and this server's settings and styles",
+        allowed_contexts=in_servers_and_bot_dms(),
+        allowed_installs=server_install(),
     )
-    config = app_commands.Group(name="config", description="Show or change this server's settings", parent=stylebot)
+    config = app_commands.Group(
+        name="config", description="Show or change this server's settings (Manage Server)", parent=stylebot
+    )
 
     def __init__(self, bot: StyleBot) -> None:
         self.bot = bot
@@ -43,7 +52,7 @@ class Admin(commands.Cog):
         overrides = await self.bot.db.guild_overrides(guild_id)
         return self.bot.ceilings.apply(self.bot.base_settings, overrides), overrides
 
-    @stylebot.command(name="status", description="Workers, their devices and memory, and the queue")
+    @stylebot.command(name="status", description="Workers, their devices and memory, and the queue (Manage Server)")
     @admin_only()
     async def status(self, interaction: discord.Interaction[StyleBot]) -> None:
         assert interaction.guild_id is not None

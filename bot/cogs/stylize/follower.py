@@ -177,8 +177,10 @@ class JobFollower:
             fmt=encoded.fmt,
             owner_id=rec.owner_id,
             notes=notes,
+            styles=rec.inputs_info,
         )
-        frame = Frame(text, "result", result_view(rec.job_id), ((encoded.filename, encoded.data),))
+        alt = messages.alt_text(rec.inputs_info, rec.options)
+        frame = Frame(text, "result", result_view(rec.job_id), ((encoded.filename, encoded.data, alt),))
         await self._deliver(frame)
         await self.service.set_state(rec, "done", seconds=res.seconds)
         log.info("job %s done in %.1fs (%dx%d %s)", rec.job_id, res.seconds, encoded.width, encoded.height, encoded.fmt)

@@ -142,7 +142,7 @@ class JobService:
     # -- submission -------------------------------------------------------------------------
 
     async def submit(
-        self, record: JobRecord, inputs: tuple[bytes, bytes], target: MessageTarget, admission: Admission
+        self, record: JobRecord, inputs: tuple[bytes, ...], target: MessageTarget, admission: Admission
     ) -> JobRecord:
         """Store, then queue in the admission's place; a refusal by the executor (the place
         expired and the job no longer fits) removes the row again and propagates."""
@@ -170,7 +170,7 @@ class JobService:
     async def _queue(
         self,
         record: JobRecord,
-        inputs: tuple[bytes, bytes],
+        inputs: tuple[bytes, ...],
         target: MessageTarget,
         settings: GuildSettings,
         *,
@@ -182,7 +182,7 @@ class JobService:
         meta = {"guild_id": record.guild_id, "channel_id": record.channel_id, "owner_id": record.owner_id}
         job = Job(
             content=inputs[0],
-            styles=(inputs[1],),
+            styles=inputs[1:],
             options=options,
             user_id=str(record.owner_id),
             job_id=record.job_id,

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import ui
 
-from bot import messages
+from bot import messages, style_sources
 from bot.cogs.stylize import requests
 from bot.errors import BadInput, handle_interaction_error
+from stylecore import gallery
 from stylecore.option_specs import OPTION_SPECS, OptionsError
 
 if TYPE_CHECKING:
@@ -99,20 +100,34 @@ def result_view(job_id: str) -> ui.View:
 
 
 class StyleModal(ui.Modal, title="Stylize this image"):
-    """The context menu's form: the style image (a file upload) and the options in `OPTIONS`,
-    each a text field built from its declaration and prefilled with this server's default."""
+    """The context menu's form: a style image (a file upload) and/or up to three named styles (the
+    gallery's paintings, then the server's own styles, as /stylize's `painting` offers them), and
+    the options in `OPTIONS`, each a text field built from its declaration and prefilled with this
+    server's default. Discord's selects hold 25 options, so a server with many styles shows its
+    first ones here (all of them in /stylize)."""
 
     OPTIONS: tuple[str, ...] = ("strength",)
 
-    def __init__(self, content: discord.Attachment, defaults: Mapping[str, Any]) -> None:
+    def __init__(self, content: discord.Attachment, defaults: Mapping[str, Any], server_styles: list[str]) -> None:
         super().__init__(timeout=600)
         self.content = content
         self.style_file: ui.FileUpload[Any] = ui.FileUpload(
-            custom_id="stylebot:modal:style", required=True, min_values=1, max_values=1
+            custom_id="stylebot:modal:style", required=False, min_values=0, max_values=1
         )
         self.add_item(
             ui.Label(text="Style image", description="The picture whose style to apply", component=self.style_file)
         )
+        named = [(p.label, f"{style_sources.PAINTING}{p.key}") for p in gallery.paintings()]
+        named += [(messages.server_style_choice(n), f"{style_sources.SERVER}{n}") for n in server_styles]
+        options = [discord.SelectOption(label=label[:100], value=value[:100]) for label, value in named[:25]]
+        self.named: ui.Select[Any] = ui.Select(
+            custom_id="stylebot:modal:painting",
+            options=options,
+            required=False,
+            min_values=0,
+            max_values=min(requests.MAX_STYLES, len(options)),
+        )
+        self.add_item(ui.Label(text="Or a painting", description=messages.MODAL_PAINTING_HELP, component=self.named))
         self.fields: dict[str, ui.TextInput[Any]] = {}
         for name in self.OPTIONS:
             spec = OPTION_SPECS[name]
@@ -141,9 +156,12 @@ class StyleModal(ui.Modal, title="Stylize this image"):
         return out
 
     async def on_submit(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
-        style = self.style_file.values[0] if self.style_file.values else None
+        choices = self.choices()
+        styles = [style_sources.StyleSource.upload(a) for a in self.style_file.values]
+        for value in self.named.values:
+            styles.append(await style_sources.resolve(interaction.client.styles, interaction.guild_id, value))
         await requests.from_interaction(
-            interaction.client.jobs, interaction, self.content, style, source="menu", choices=self.choices()
+            interaction.client.jobs, interaction, self.content, styles, source="menu", choices=choices
         )
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
