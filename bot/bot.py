@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The admin feature owns `/stylebot`: the features after it add their subcommands to it.
-COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.admin", "bot.cogs.gallery")
+COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.admin", "bot.cogs.gallery", "bot.cogs.help", "bot.cogs.privacy")
 PURGE_EVERY = 3600.0
 
 

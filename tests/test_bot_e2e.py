@@ -31,6 +31,7 @@ from bot_fixtures import (  # noqa: E402
 from fakediscord import Overwrite, Perm  # noqa: E402
 
 from bot import messages  # noqa: E402
+from bot.guide import guide  # noqa: E402
 from stylecore.option_specs import OPTION_SPECS  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
@@ -103,7 +104,7 @@ async def test_result_falls_back_to_jpeg_when_over_the_upload_limit(bot_env: Bot
 
 async def test_reply_flow_and_two_attachment_mention(bot_env: BotEnv) -> None:
     fd = bot_env.fd
-    await bot_env.start_bot()
+    bot = await bot_env.start_bot()
     mention = f"<@{fd.bot_user.id}>"
     bot_env.hold_results()
     photo = await fd.post_message(author=fd.member, content="my cat", attachments=[("cat.png", CONTENT)])
@@ -143,10 +144,10 @@ async def test_reply_flow_and_two_attachment_mention(bot_env: BotEnv) -> None:
     msg2 = await fd.wait_for_message(fd.channel, result_for(both.id), timeout=120)
     assert image_of(msg2.attachments[0].data).size == (24, 48)
 
-    # A mention without images gets a usage hint, not a job.
+    # A mention without images gets the help, not a job.
     hint = await fd.post_message(author=fd.member, content=f"{mention} hello")
     reply = await fd.wait_for_message(fd.channel, lambda m: (m.reference or {}).get("message_id") == str(hint.id))
-    assert reply.content == messages.USAGE
+    assert reply.content == await guide(bot, fd.guild.id)
 
 
 async def test_context_menu_opens_modal_with_file_upload(bot_env: BotEnv) -> None:

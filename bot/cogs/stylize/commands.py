@@ -9,6 +9,7 @@ buttons are registered here too, so they belong to the feature's lifetime.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from bot.cogs.stylize.uploads import DownloadSlots, Uploads
 from bot.cogs.stylize.views import AgainButton, CancelButton, StyleModal
 from bot.contexts import in_servers_and_bot_dms, server_install, servers_and_bot_dms
 from bot.errors import BadInput, JobNotFound, describe
+from bot.guide import guide
 from bot.style_sources import StyleSource
 from stylecore.imageio import ImageLimits
 
@@ -148,9 +150,12 @@ class Stylize(commands.Cog):
                     referenced = await message.channel.fetch_message(message.reference.message_id)
                 except discord.HTTPException:
                     referenced = None
+        if referenced is None and not image_attachments(message):  # a question, not a job: how to use the bot
+            text = await guide(self.bot, message.guild.id if message.guild else None)
+            with contextlib.suppress(discord.HTTPException):
+                await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+            return
         try:
-            if referenced is None and not image_attachments(message):
-                raise BadInput(messages.USAGE)
             content, style = requests.pick_message_images(message, referenced)
             await requests.from_message(self.service, message, content, style)
         except Exception as exc:

@@ -64,6 +64,7 @@ class JobFollower:
         target.on_message_id = self._remember_message
         self.last: JobEvent | None = None
         self.cancelled_by: int | None = None
+        self.quiet = False  # end without a word: the bot can no longer reach the job's channel
         self.pausing = False
         self.note = note  # shown while queued (e.g. "resumed after a restart")
         self.run_note: str | None = None  # the executor's word on this attempt (ran smaller, retried...)
@@ -187,6 +188,9 @@ class JobFollower:
 
     async def _deliver(self, frame: Frame) -> None:
         """The final frame must arrive: via the editor, else as a new message mentioning the owner."""
+        if self.quiet:
+            await self.editor.close()
+            return
         if await self.editor.finish(frame):
             return
         rec = self.record

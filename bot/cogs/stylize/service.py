@@ -235,6 +235,34 @@ class JobService:
             raise JobNotFound(messages.already_finished(job_id))
         return record
 
+    async def stop_jobs(
+        self, *, owner_id: int | None = None, guild_id: int | None = None, quiet: bool = False, wait: float = 30.0
+    ) -> int:
+        """Cancel every queued or running job of a member (everywhere) or of a server, and wait up to
+        `wait` seconds for each to end, so that what is stored about them can then be deleted at once.
+        `quiet`: their messages are not edited (the bot has left the server they are in). Returns
+        how many were stopped."""
+        assert owner_id is not None or guild_id is not None, "everyone's jobs are never stopped at once"
+        stopped = 0
+        tasks = []
+        for record in await self.db.jobs_in(ACTIVE_STATES):
+            if (owner_id is not None and record.owner_id != owner_id) or (
+                guild_id is not None and record.guild_id != guild_id
+            ):
+                continue
+            follower = self.followers.get(record.job_id)
+            if follower is None:
+                await self.set_state(record, "cancelled")
+            else:
+                follower.quiet = quiet
+                await follower.cancel(by=record.owner_id)
+                if follower.task is not None:
+                    tasks.append(follower.task)
+            stopped += 1
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait)
+        return stopped
+
     async def active_jobs(self, guild_id: int | None, owner_id: int | None) -> list[JobRecord]:
         """Queued and running jobs, oldest first; `owner_id` None for everyone's."""
         return await self.db.jobs_in(ACTIVE_STATES, guild_id=guild_id, owner_id=owner_id)
