@@ -11,6 +11,8 @@ a line small and grey, `<@id>` mentions a user, `<#id>` a channel.
 from __future__ import annotations
 
 import functools
+import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +33,18 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def fmt_when(seconds_from_now: float | None, now: float | None = None) -> str | None:
+    """A time that far from now as a Discord timestamp, `<t:unix:R>`, which every reader's client shows
+    in their own language and counts down ("in 3 minutes"; Discord's developer docs, "Message
+    Formatting"); None when unknown. Rounded (5 s within a minute, then 15 s, then a minute), so an
+    estimate that moves by a second leaves the text alone and costs no message edit."""
+    if seconds_from_now is None or seconds_from_now != seconds_from_now or seconds_from_now < 0:
+        return None
+    step = 5 if seconds_from_now < 60 else 15 if seconds_from_now < 600 else 60
+    at = (time.time() if now is None else now) + seconds_from_now
+    return f"<t:{int(math.ceil(at / step) * step)}:R>"
 
 
 def fmt_gib(n_bytes: object) -> str:
@@ -123,10 +137,17 @@ RESUMED_AFTER_RESTART = "🔄 The bot restarted; your job is back in the queue."
 
 
 def queued(
-    job_id: str, options: Mapping[str, Any], position: int | None, eta: float | None, *, note: str | None = None
+    job_id: str,
+    options: Mapping[str, Any],
+    position: int | None,
+    eta: float | None,
+    *,
+    note: str | None = None,
+    now: float | None = None,
 ) -> str:
     where = f"position {position}" if position else "waiting"
-    eta_part = f" · done in ~{fmt_duration(eta)}" if eta is not None else ""  # (eta: start + run)
+    when = fmt_when(eta, now)  # eta: its wait and its run
+    eta_part = f" · done {when}" if when else ""
     head = f"{note}\n" if note else ""
     return f"{head}⏳ **Queued** — {where}{eta_part}\n{_footer(job_id, options)}"
 
@@ -144,14 +165,16 @@ def running(
     loss: float | None,
     *,
     note: str | None = None,
+    now: float | None = None,
 ) -> str:
     pct = int(100 * step / total) if total else 0
     bar_len = 12
     filled = round(bar_len * step / total) if total else 0
     bar = "█" * filled + "░" * (bar_len - filled)
     bits = [f"step {step}/{total} ({pct}%)"]
-    if eta is not None:
-        bits.append(f"ETA {fmt_duration(eta)}")
+    when = fmt_when(eta, now)
+    if when:
+        bits.append(f"done {when}")
     if loss is not None:
         bits.append(f"loss {loss:.3g}")
     return f"🎨 **Stylizing** `{bar}` " + " · ".join(bits) + f"\n{_note_line(note)}{_footer(job_id, options)}"
@@ -273,17 +296,18 @@ def queue_entry(
     step: int | None = None,
     total: int | None = None,
     owner_id: int | None = None,
+    now: float | None = None,
 ) -> str:
     """One line of /queue; `owner_id` is shown to admins, who see everyone's jobs."""
     owner = f" — <@{owner_id}>" if owner_id is not None else ""
+    when = fmt_when(eta, now)
+    left = f", done {when}" if when else ""
     if state == "running":
         where = (
             f"running, step {step}/{total} ({int(100 * step / total)}%)" if step is not None and total else "running"
         )
-        left = f", about {fmt_duration(eta)} left" if eta is not None else ""
     else:
         where = f"queued, position {position}"
-        left = f", done in ~{fmt_duration(eta)}" if eta is not None else ""
     return f"`{job_id}` {where}{left}{owner}"
 
 
@@ -340,11 +364,10 @@ def too_many_jobs(
     )
 
 
-def cooldown(left: float, cooldown_seconds: float) -> str:
-    return (
-        f"Please wait {fmt_duration(left)} before starting another job "
-        f"(this server's cooldown is {cooldown_seconds:g} s)."
-    )
+def cooldown(left: float, cooldown_seconds: float, now: float | None = None) -> str:
+    # Rounded up to the second: a member who tries at the time shown is let in.
+    at = math.ceil((time.time() if now is None else now) + left)
+    return f"Please wait: you can start another job <t:{at}:R> (this server's cooldown is {cooldown_seconds:g} s)."
 
 
 def queue_full(detail: object) -> str:
@@ -468,8 +491,9 @@ def bot_missing(perms: Iterable[str]) -> str:
     return f"I need the {_names(perms)} permission in this channel."
 
 
-def slow_down(retry_after: float) -> str:
-    return f"Slow down a little; try again in {retry_after:.0f} s."
+def slow_down(retry_after: float, now: float | None = None) -> str:
+    at = math.ceil((time.time() if now is None else now) + retry_after)
+    return f"Slow down a little; try again <t:{at}:R>."
 
 
 # -- the gallery and server styles ----------------------------------------------------------
