@@ -68,7 +68,7 @@ async def test_a_blend_of_an_upload_and_a_painting_says_what_was_blended(bot_env
     )
     msg = await bot_env.wait_done(inter)
     assert f"🖌️ Blend: mine.png ×2 + {STARRY.label} ×1" in msg.content
-    assert "a blend of mine.png (2 parts), " + STARRY.label + " (1 parts)" in (msg.attachments[0].description or "")
+    assert "a blend of mine.png (2 parts), " + STARRY.label + " (1 part)" in (msg.attachments[0].description or "")
     job_id = job_id_of(msg)
     record = await bot.db.get_job(job_id)
     assert record is not None and tuple(record.options["style_blend"]) == (2.0, 1.0)

@@ -68,6 +68,21 @@ def _member_index(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX jobs_member ON jobs(owner_id, created_at)")
 
 
+def _blocks(db: sqlite3.Connection) -> None:
+    """Members and servers the operator has blocked with /stylebot operator block (the environment's
+    lists are not stored: they come with every start)."""
+    db.execute(
+        """CREATE TABLE blocks (
+            kind       TEXT NOT NULL CHECK (kind IN ('user', 'guild')),
+            target_id  INTEGER NOT NULL,
+            reason     TEXT,
+            blocked_by INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (kind, target_id)
+        )"""
+    )
+
+
 def _strength_range(db: sqlite3.Connection) -> None:
     """Strength is offered from 0.1 to 5 (it was 0 to 10). Stored server defaults and the options of
     stored jobs are brought into the new range, so an upgraded bot neither refuses a server's own
@@ -123,6 +138,7 @@ def _blends_and_deletions(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     _initial_schema,
     _member_index,
+    _blocks,
     _strength_range,
     _server_styles,
     _blends_and_deletions,

@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from bot.messages.styles import styles_phrase
+from stylecore.notes import Note
 from stylecore.option_specs import OPTION_SPECS
 from stylecore.options import StyleOptions
 
@@ -45,14 +47,6 @@ def fmt_when(seconds_from_now: float | None, now: float | None = None) -> str | 
     step = 5 if seconds_from_now < 60 else 15 if seconds_from_now < 600 else 60
     at = (time.time() if now is None else now) + seconds_from_now
     return f"<t:{int(math.ceil(at / step) * step)}:R>"
-
-
-def fmt_gib(n_bytes: object) -> str:
-    """A byte count as GiB for people ("1.5 GiB", "140 GiB"); "?" when unknown."""
-    if not isinstance(n_bytes, int):
-        return "?"
-    gib = n_bytes / 2**30
-    return f"{gib:.1f} GiB" if gib < 10 else f"{gib:.0f} GiB"
 
 
 def _names(perms: Iterable[str]) -> str:
@@ -105,30 +99,6 @@ def _footer(job_id: str, options: Mapping[str, Any]) -> str:
 
 def _note_line(note: str | None) -> str:
     return f"-# ⚠️ {note}\n" if note else ""
-
-
-# -- suggestions for numbers (size, steps) --------------------------------------------------
-
-
-def typed_value(value: str) -> str:
-    return value
-
-
-def server_default_value(value: str) -> str:
-    return f"{value} (this server's default)"
-
-
-def named_value(name: str, value: str) -> str:
-    return f"{name} — {value}"
-
-
-def largest_value(value: str) -> str:
-    return f"{value} (the most allowed here)"
-
-
-def server_style_choice(name: str) -> str:
-    """How one of the server's own styles reads in the painting suggestions."""
-    return f"{name} (this server's style)"[:100]
 
 
 # -- a job's message, from queued to its end ------------------------------------------------
@@ -184,31 +154,12 @@ def sent_as(fmt: str, limit_bytes: int) -> str:
     return f"Sent as {fmt.upper()} to fit the upload limit ({limit_bytes // 1024} KB)"
 
 
-def _weight(value: float) -> str:
-    return f"{value:g}"
+SENT_SMALLER = "Sent as a smaller JPEG: the full-size picture could not be uploaded"
 
 
-def styles_phrase(info: Mapping[str, Any] | None) -> str | None:
-    """The style a job used, or what it blended and how much of each; None when not recorded."""
-    styles = list((info or {}).get("styles") or [])
-    if not styles:
-        return None
-    if len(styles) == 1:
-        return str(styles[0]["name"])
-    return " + ".join(f"{s['name']} ×{_weight(float(s['weight']))}" for s in styles)
-
-
-def alt_text(info: Mapping[str, Any] | None, options: Mapping[str, Any]) -> str:
-    """A result's alt text (the attachment's description, which screen readers read out): the content,
-    the style or blend, the settings. Discord allows 1,024 characters."""
-    info = info or {}
-    content = info.get("content") or "an image"
-    styles = list(info.get("styles") or [])
-    if len(styles) > 1:
-        style = "a blend of " + ", ".join(f"{s['name']} ({_weight(float(s['weight']))} parts)" for s in styles)
-    else:
-        style = styles[0]["name"] if styles else "another image"
-    return f"{content} repainted in the style of {style}; {settings_line(options)}"[:1024]
+RESULT_UNDELIVERED = (
+    "your picture was made, but Discord wouldn't take the upload, even as a smaller JPEG. Please run it again."
+)
 
 
 def done(
@@ -251,9 +202,25 @@ def paused(job_id: str, options: Mapping[str, Any]) -> str:
     )
 
 
-def executor_note(note: str | None) -> str | None:
+_MEMORY = {"gpu": "GPU memory", "ram": "memory"}
+# How each of the executor's notes (stylecore.notes) reads; a code not listed here (an executor newer
+# than this bot) reads as the note's own English.
+_NOTES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "ran_smaller": lambda p: (
+        f"Ran at {p['size']} px instead of {p['asked']} px: not enough {_MEMORY.get(p['memory'], 'memory')}"
+    ),
+    "oom_retry": lambda p: f"Ran out of memory at {p['size']} px; retrying at {p['smaller']} px",
+    "alone_after_oom": lambda p: f"The batch of {p['jobs']} jobs ran out of memory; retrying this job on its own",
+    "worker_lost_retry": lambda p: "The worker running this job was lost; retrying",
+}
+
+
+def executor_note(note: Note | None) -> str | None:
     """The executor's word on a run (ran smaller, retried...) as one line for the job's message."""
-    return _one_line(note)
+    if note is None:
+        return None
+    render = _NOTES.get(note.code)
+    return render(note.args) if render is not None else _one_line(str(note))
 
 
 def failed_privately(job_id: str, message: str) -> str:
@@ -263,6 +230,7 @@ def failed_privately(job_id: str, message: str) -> str:
 _FAILURE_REASONS: dict[str, str] = {
     "bad_input": "I couldn't use one of the images: {error}",
     "worker_lost": "The worker running your job stopped unexpectedly. Please try again.",
+    "no_worker": "No worker could start to run your job, so it was stopped. Please try again in a few minutes.",
     "oom": "That ran out of memory; try a smaller size.",
     "timeout": "That took too long and was stopped; try fewer steps or a smaller size.",
     "shutdown": "The bot is restarting; your job will be picked up again when it's back.",
@@ -311,15 +279,38 @@ def queue_entry(
     return f"`{job_id}` {where}{left}{owner}"
 
 
-def queue_listing(lines: Sequence[str], *, admin: bool, others: int) -> str:
-    """/queue: your jobs (an admin: every job in the server), or why the list is empty."""
-    if lines:
-        title = "**All jobs in this server**" if admin else "**Your jobs**"
-        return "\n".join([title, *lines])
-    if admin:
-        return "No jobs are queued or running here."
-    text = NO_ACTIVE_JOBS
-    return f"{text} ({others} job(s) from others are in the queue.)" if others else text
+MESSAGE_LIMIT = 2000  # characters in a message's content (Discord's Create Message docs)
+QUEUE_PAGE_LINES = 15  # jobs per /queue page, however short their lines
+
+
+def queue_pages(
+    lines: Sequence[str], *, admin: bool, others: int, limit: int = MESSAGE_LIMIT, per_page: int = QUEUE_PAGE_LINES
+) -> list[str]:
+    """/queue as pages that each fit one message (a busy server's queue is far longer than 2,000
+    characters): your jobs (an admin: every job in the server), or why the list is empty. A page
+    names its number when there is more than one."""
+    if not lines:
+        if admin:
+            return ["No jobs are queued or running here."]
+        text = NO_ACTIVE_JOBS
+        return [f"{text} ({others} job(s) from others are in the queue.)" if others else text]
+    title = f"**All jobs in this server** ({len(lines)})" if admin else f"**Your jobs** ({len(lines)})"
+    room = limit - len(title) - len(" · page 999/999") - 1
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for line in lines:
+        line = line[:room]  # a single line never outgrows a page
+        if chunks[-1] and (len(chunks[-1]) >= per_page or used + 1 + len(line) > room):
+            chunks.append([])
+            used = 0
+        chunks[-1].append(line)
+        used += 1 + len(line)
+    if len(chunks) == 1:
+        return ["\n".join([title, *chunks[0]])]
+    return ["\n".join([f"{title} · page {i}/{len(chunks)}", *chunk]) for i, chunk in enumerate(chunks, 1)]
+
+
+NOT_YOUR_LISTING = "Those buttons page through someone else's /queue; run /queue yourself."
 
 
 NO_ACTIVE_JOBS = "You have no jobs queued or running."
@@ -370,6 +361,9 @@ def cooldown(left: float, cooldown_seconds: float, now: float | None = None) -> 
     return f"Please wait: you can start another job <t:{at}:R> (this server's cooldown is {cooldown_seconds:g} s)."
 
 
+NO_WORKERS = "I can't run jobs right now: none of my workers could start. Please try again in a few minutes."
+
+
 def queue_full(detail: object) -> str:
     return f"The queue is full right now ({detail}). Please try again in a few minutes."
 
@@ -417,7 +411,12 @@ def bot_lacks(perms: Iterable[str]) -> str:
 
 
 NOT_ADMIN = "You need the Manage Server permission to change StyleBot's settings."
-NOT_YOUR_JOB = "Only the person who started this job, or someone with Manage Messages, can cancel it."
+BLOCKED_MEMBER = "You can't use StyleBot: its operator has blocked your account."
+BLOCKED_SERVER = "StyleBot isn't available in this server: its operator has blocked it."
+NOT_YOUR_JOB = (
+    "Only the person who started this job, or someone with Manage Messages in the channel where it runs, can cancel it."
+)
+JOB_ELSEWHERE = "That result belongs to another server (or to someone else's DMs), so its buttons don't work here."
 
 
 def unknown_job(job_id: str) -> str:
@@ -432,31 +431,14 @@ def already_finished(job_id: str, state: str | None = None) -> str:
     return f"Job `{job_id}` has already finished ({state})." if state else f"Job `{job_id}` has already finished."
 
 
+def job_removed(job_id: str) -> str:
+    return f"Job `{job_id}` was taken down by the bot's operator."
+
+
 def inputs_expired(ttl_seconds: float) -> str:
     return (
         f"The images behind this result are no longer kept (they're deleted after "
         f"{ttl_seconds / 3600:g} h). Start a new one with /stylize."
-    )
-
-
-INPUTS_DELETED = "The images behind this result were deleted by the person who made it, so it can't be run again."
-MODAL_PAINTING_HELP = "A gallery painting or this server's style; up to three blend equally"
-NO_STYLE_GIVEN = "Give me a style: attach a style image, or pick a painting (see /styles for the gallery)."
-
-
-def too_many_styles(count: int, most: int) -> str:
-    return f"That's {count} styles; I can blend at most {most} at once."
-
-
-def unknown_style(name: str) -> str:
-    return f"I don't know a painting or server style called “{name}”. Pick one from the list, or see /styles."
-
-
-def bad_blend(text: str, count: int) -> str:
-    example = ",".join(["2", *["1"] * (count - 1)]) if count > 1 else "1"
-    return (
-        f"I couldn't read the blend “{text}”: give one weight per style ({count} here), "
-        f"in the order of the options, e.g. {example}."
     )
 
 
@@ -496,236 +478,8 @@ def slow_down(retry_after: float, now: float | None = None) -> str:
     return f"Slow down a little; try again <t:{at}:R>."
 
 
-# -- the gallery and server styles ----------------------------------------------------------
-
-
-def gallery_listing(credits: Sequence[str], own: Sequence[str]) -> str:
-    """/styles: how to use what the picture shows, the paintings' attributions, this server's styles."""
-    lines = [
-        "**Styles you can pick** — use one with `/stylize painting:` (start typing a title or an artist), "
-        "or blend up to three with `painting2:`/`style2:` and `blend:`.",
-        "**Paintings** (public domain):",
-        *(f"-# {credit}" for credit in credits),
-    ]
-    if own:
-        lines.append("**This server's styles:** " + ", ".join(own))
-    return _fit("\n".join(lines))
-
-
-def server_styles_listing(styles: Sequence[tuple[str, int | None]], cap: int) -> str:
-    rows = [f"• {name}" + (f" — added by <@{who}>" if who else "") for name, who in styles]
-    return _fit("\n".join([f"**This server's styles** ({len(styles)} of {cap})", *rows]))
-
-
-def no_server_styles(cap: int) -> str:
-    if cap <= 0:
-        return "This bot doesn't keep server styles."
-    return f"This server has no styles of its own yet. Admins can add up to {cap} with `/stylebot style add`."
-
-
-def sheet_alt_text(count: int) -> str:
-    return f"A grid of {count} style images, each with its name underneath"
-
-
-def bad_style_name(most: int) -> str:
-    return f"A style's name needs a letter or digit and at most {most} characters."
-
-
-def name_of_a_painting(label: str) -> str:
-    return f"That's the name of a gallery painting ({label}); choose another name."
-
-
-def style_name_taken(name: str) -> str:
-    return f"This server already has a style called “{name}”. Remove it first, or choose another name."
-
-
-def too_many_server_styles(cap: int) -> str:
-    if cap <= 0:
-        return "This bot doesn't keep server styles."
-    return f"This server already has {cap} styles, the most it can keep. Remove one with `/stylebot style remove`."
-
-
-def style_added(name: str) -> str:
-    return f"Added the style “{name}”. Members can pick it in `/stylize painting:` here."
-
-
-def no_server_style(name: str) -> str:
-    return f"This server has no style called “{name}”."
-
-
-def style_removed(name: str) -> str:
-    return f"Removed the style “{name}”. Jobs that already used it keep their copy until their images expire."
-
-
-def _fit(text: str, limit: int = 2000) -> str:
-    """Discord's limit on a message's content; a cut listing ends with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# -- server settings (admins) ---------------------------------------------------------------
-
-
-def settings_table(rows: Iterable[tuple[str, str, str, bool]]) -> str:
-    """`/stylebot config show`: (key, value, description, overridden) per setting."""
-    lines = ["**StyleBot settings for this server**"]
-    for key, value, description, overridden in rows:
-        mark = "" if overridden else " *(default)*"
-        lines.append(f"`{key}` = **{value}**{mark}\n-# {description}")
-    return "\n".join(lines)
-
-
-def setting_changed(key: str, value: str) -> str:
-    return f"`{key}` is now **{value}**."
-
-
-def setting_reset(key: str, value: str) -> str:
-    return f"`{key}` is back to its default: **{value}**."
-
-
-ALL_SETTINGS_RESET = "All settings are back to their defaults."
-
-
-def cannot_set(key: str, problem: object) -> str:
-    return f"Can't set `{key}`: {problem}"
-
-
-def cannot_reset_alone(key: str, problem: object) -> str:
-    return f"Can't reset `{key}` alone: {problem}. Reset the other one too."
-
-
-def beyond_bound(value: str, bound: str, *, floor: bool) -> str:
-    """A server setting past the bot-wide bound its operator set."""
-    if floor:
-        return f"{value} is below this bot's minimum of {bound}, set by its operator"
-    return f"{value} is above this bot's ceiling of {bound}, set by its operator"
-
-
-def default_above_max(default_key: str, default: str, max_key: str, maximum: str) -> str:
-    return f"{default_key} ({default}) can't be above {max_key} ({maximum})"
-
-
-def unknown_setting(key: str, known: Iterable[str]) -> str:
-    return f"unknown setting {key!r}; choose one of: {', '.join(known)}"
-
-
-def bad_channels(token: str) -> str:
-    return f"expected channel mentions like #art or channel ids, or 'all'; got {token!r}"
-
-
-def channels(channel_ids: Sequence[int]) -> str:
-    return " ".join(f"<#{c}>" for c in channel_ids) if channel_ids else "all channels"
-
-
-# -- /stylebot status -----------------------------------------------------------------------
-
-
-def worker_line(info: Mapping[str, Any]) -> str:
-    """One worker as an operator needs it: where it runs, whether it is up, how large a job fits."""
-    device = str(info.get("device") or "starting")
-    if info.get("gpu"):
-        device += f" ({info['gpu']}, {fmt_gib(info.get('memory_total'))})"
-    state = "ready" if info.get("ready", True) else "down"
-    max_side = info.get("max_side")
-    if isinstance(max_side, int):
-        fits = f"jobs up to {max_side} px fit in {fmt_gib(info.get('memory_budget'))}" if max_side else "no job fits"
-    else:
-        fits = "no memory cap"
-    return f"`{info.get('slot', '?')}` {device} · {state} · {fits}"
-
-
-def status(
-    kind: str, workers: list[Mapping[str, Any]], running: int, queued: int, *, max_size: int, default_size: int
-) -> str:
-    """The bot's state for admins, and whether this server's size limit fits the workers."""
-    lines = [f"**StyleBot status** — {kind} executor, {len(workers)} worker(s)"]
-    lines += [worker_line(w) for w in workers] or ["no worker is up yet"]
-    lines.append(f"Jobs: {running} running, {queued} waiting")
-    lines.append(f"This server: sizes up to {max_size} px (default {default_size} px)")
-    warning = size_warning(max_size, workers)
-    if warning:
-        lines.append(warning)
-    return "\n".join(lines)
-
-
-def size_warning(max_size: int, workers: list[Mapping[str, Any]]) -> str | None:
-    """A warning when members may ask for more pixels than the smallest worker's memory holds."""
-    sides = [w["max_side"] for w in workers if isinstance(w.get("max_side"), int)]
-    if not sides or max_size <= min(sides):
-        return None
-    return (
-        f"-# ⚠️ `max_size` is above what fits in a worker's memory ({min(sides)} px): larger jobs run "
-        "at the largest size that fits, and their message says so."
-    )
-
-
-# -- /stylebot help -------------------------------------------------------------------------
-
-
-def _hours(seconds: float) -> str:
-    hours = seconds / 3600
-    return f"{hours:g} hours" if hours < 72 else f"{hours / 24:g} days"
-
-
-def guide(
-    *,
-    in_dm: bool,
-    max_size: int,
-    default_size: int,
-    max_steps: int,
-    default_steps: int,
-    max_jobs: int,
-    cooldown_seconds: float,
-    channel_ids: Sequence[int],
-    max_upload_bytes: int,
-    inputs_ttl: float,
-    inputs_per_member_bytes: int,
-    job_history: float,
-) -> str:
-    """`/stylebot help`, and the answer to a mention without images: how to start, cancel and delete
-    a job, this server's limits (in DMs the bot-wide ones), and what is kept for how long and why."""
-    where = "in DMs with me" if in_dm else "here"
-    cooldown = f"a {cooldown_seconds:g} s wait between jobs" if cooldown_seconds > 0 else "no wait between jobs"
-    places = "" if in_dm or not channel_ids else f"\n-# Jobs only in {channels(channel_ids)}."
-    kept_per_member = f" (up to {inputs_per_member_bytes / 2**20:.0f} MB of yours)" if inputs_per_member_bytes else ""
-    return _fit(
-        "**StyleBot** repaints a picture in the style of another.\n"
-        "**Start a job** — three ways:\n"
-        "1. `/stylize content:` your picture, and `style:` an image or `painting:` a painting or one of this "
-        "server's styles (see `/styles`). Blend up to three with `style2:`/`painting2:`, `style3:`/`painting3:` "
-        "and `blend:` (e.g. `2,1`).\n"
-        "2. On a message with an image: **Apps → Stylize this image**, then pick a style.\n"
-        "3. Mention me with two images (your picture first, then the style), or reply to a message with an "
-        "image, mention me and attach the style.\n"
-        f"**Limits {where}** — size up to {max_size} px (default {default_size}), up to {max_steps} steps "
-        f"(default {default_steps}), {max_jobs} job(s) at a time, {cooldown}, images up to "
-        f"{max_upload_bytes / 2**20:.0f} MB.{places}\n"
-        "**Cancel** — the ✖️ Cancel button on a job's message, or `/cancel`.\n"
-        "**Delete** — the 🗑️ button on a result deletes it and the images it was made from. "
-        "`/stylebot forget` deletes everything I keep about you, at once.\n"
-        f"**What I keep** — the images you send, for {_hours(inputs_ttl)}{kept_per_member}, so More style, "
-        f"Less style and Re-run can use them again; then they are deleted. A job's settings and outcome "
-        f"(no images) for {_hours(job_history)}, so `/queue` and the buttons work. A server's settings and "
-        "styles until its admins remove them or I leave the server."
-    )
-
-
-# -- your data (/stylebot forget) -----------------------------------------------------------
-
-
-def forgotten(*, stopped: int, jobs: int, inputs: int, styles_unnamed: int) -> str:
-    """What `/stylebot forget` deleted, counted; pictures already posted are Discord messages, not
-    the bot's records, so the member is told how to remove those too."""
-    if not (stopped or jobs or inputs or styles_unnamed):
-        return "I had nothing stored about you. Pictures I posted for you stay in their channels."
-    parts = []
-    if stopped:
-        parts.append(f"stopped {stopped} job(s) that were queued or running")
-    parts.append(f"deleted {jobs} job record(s)")
-    parts.append(f"deleted the images of {inputs} job(s)")
-    if styles_unnamed:
-        parts.append(f"removed your name from {styles_unnamed} server style(s) you added (they belong to the server)")
-    return (
-        f"Done: I {', '.join(parts)}. Nothing else about you is kept.\n"
-        "-# Pictures I already posted stay in their channels; delete them with their 🗑️ button before "
-        "using forget, or ask a moderator."
-    )
+# Server admins' and the operator's wording (settings, status, health, operator controls), the
+# gallery's and styles', and what members read about help and their data.
+from bot.messages.admin import *  # noqa: E402, F403
+from bot.messages.members import *  # noqa: E402, F403
+from bot.messages.styles import *  # noqa: E402, F403
