@@ -59,7 +59,10 @@ async def test_stylize_end_to_end_with_progress_preview_and_result(bot_env: BotE
     img = image_of(final.data)
     assert img.format == "PNG" and img.size == (48, 36)
     assert "size 48 px · 12 steps · strength 1" in msg.content and "Done" in msg.content
-    assert custom_ids(msg) == [f"stylebot:again:{a}:{job_id}" for a in ("more", "less", "rerun")]
+    assert custom_ids(msg) == [
+        *(f"stylebot:again:{a}:{job_id}" for a in ("more", "less", "rerun")),
+        f"stylebot:delete:{job_id}",
+    ]
 
     # Progress: several edits of the same message, throttled, with step/% text and a preview.
     edits = bot_env.edits_of(msg.id)

@@ -57,6 +57,35 @@ async def test_help_is_private_and_a_mention_without_images_gets_the_same(bot_en
     assert not bot.jobs.followers  # a question started no job
 
 
+async def test_the_delete_button_removes_a_result_and_its_images_at_once(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    bot = await bot_env.start_bot()
+    bob = bot_env.add_member("bob")
+    mine = await bot_env.wait_done(await bot_env.stylize())
+    job = job_id_of(mine)
+    assert f"stylebot:delete:{job}" in mine.custom_ids
+
+    # Only its owner, or someone with Manage Messages in its channel.
+    nope = await fd.click_button(mine, f"stylebot:delete:{job}", user=bob)
+    assert await bot_env.wait_ephemeral(nope) == messages.NOT_YOUR_RESULT
+    assert not mine.deleted and await bot.db.get_inputs(job) is not None
+
+    gone = await fd.click_button(mine, f"stylebot:delete:{job}", user=fd.member)
+    assert await bot_env.wait_ephemeral(gone) == messages.RESULT_DELETED
+    assert mine.deleted and await bot.db.get_inputs(job) is None
+    record = await bot.db.get_job(job)
+    assert record is not None and record.deleted_at is not None
+    # A click already on its way from a client that had not seen the deletion: the images are gone.
+    late = await fd.click_button(mine, f"stylebot:again:more:{job}", user=fd.member)
+    assert await bot_env.wait_ephemeral(late) == messages.INPUTS_DELETED
+
+    # A moderator may delete someone else's result.
+    bobs = await bot_env.wait_done(await bot_env.stylize(user=bob))
+    modded = await fd.click_button(bobs, f"stylebot:delete:{job_id_of(bobs)}", user=fd.moderator)
+    assert await bot_env.wait_ephemeral(modded) == messages.RESULT_DELETED
+    assert bobs.deleted and await bot.db.get_inputs(job_id_of(bobs)) is None
+
+
 async def test_forget_stops_and_deletes_one_members_jobs_and_images_everywhere(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     art, _ = bot_env.add_server("Elsewhere", fd.member)

@@ -9,6 +9,8 @@ from bot.messages.admin import channels
 from bot.messages.styles import fit
 
 INPUTS_DELETED = "The images behind this result were deleted by the person who made it, so it can't be run again."
+NOT_YOUR_RESULT = "Only the person who made this picture, or someone with Manage Messages here, can delete it."
+RESULT_DELETED = "Deleted the picture and the images it was made from."
 
 
 # -- /stylebot help -------------------------------------------------------------------------
@@ -86,6 +88,8 @@ def forgotten(*, stopped: int, jobs: int, inputs: int, styles_unnamed: int) -> s
 
 __all__ = [
     "INPUTS_DELETED",
+    "NOT_YOUR_RESULT",
+    "RESULT_DELETED",
     "forgotten",
     "guide",
 ]

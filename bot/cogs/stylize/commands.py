@@ -24,7 +24,7 @@ from bot.cogs.stylize import requests
 from bot.cogs.stylize.parameters import Declared, Suggested, describe_declared
 from bot.cogs.stylize.service import JobService
 from bot.cogs.stylize.uploads import DownloadSlots, Uploads
-from bot.cogs.stylize.views import AgainButton, CancelButton, QueuePager, StyleModal
+from bot.cogs.stylize.views import AgainButton, CancelButton, DeleteButton, QueuePager, StyleModal
 from bot.contexts import in_servers_and_bot_dms, server_install, servers_and_bot_dms
 from bot.errors import BadInput, Blocked, JobNotFound, describe
 from bot.guide import guide
@@ -69,7 +69,7 @@ class Stylize(commands.Cog):
         """Serve the buttons of earlier messages, then re-queue what a previous process left."""
         self.bot.jobs = self.service
         self.bot.tree.add_command(self.menu)
-        self.bot.add_dynamic_items(CancelButton, AgainButton)
+        self.bot.add_dynamic_items(CancelButton, AgainButton, DeleteButton)
         self.bot.recovered = await self.service.recover()
         if self.bot.recovered:
             log.info("re-queued %d job(s) from before the restart", self.bot.recovered)
@@ -81,7 +81,7 @@ class Stylize(commands.Cog):
         except Exception:
             log.exception("draining jobs failed")
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-        self.bot.remove_dynamic_items(CancelButton, AgainButton)
+        self.bot.remove_dynamic_items(CancelButton, AgainButton, DeleteButton)
 
     # -- starting a job ---------------------------------------------------------------------
 

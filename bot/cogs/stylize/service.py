@@ -243,6 +243,25 @@ class JobService:
             raise JobNotFound(messages.already_finished(job_id))
         return record
 
+    async def delete_result(self, job_id: str, user: discord.abc.User, message: discord.Message | None) -> None:
+        """A result deleted with its 🗑️ button, by its owner or by someone with Manage Messages in its
+        channel: the stored images go first (nothing can run from them again, and More/Less/Re-run
+        say so), then the message (`message`, or the one the row names)."""
+        record = await self.db.get_job(job_id)
+        if record is None:
+            raise JobNotFound(messages.forgotten_job(job_id))
+        if user.id != record.owner_id:
+            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
+            if not can_manage_job(user.id, perms, record.owner_id):
+                raise NotYourJob(messages.NOT_YOUR_RESULT)
+        await self.db.delete_inputs(job_id)
+        if message is None and record.message_id is not None:
+            message = self.client.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)  # type: ignore[assignment]
+        if message is not None:
+            with contextlib.suppress(discord.NotFound):
+                await message.delete()
+        log.info("job %s: result and images deleted by %s", job_id, user.id)
+
     async def take_down(self, job_id: str, by: int, reason: str | None = None) -> bool:
         """The operator removes a job: a job not over yet is cancelled first; then its message is
         deleted, its stored images dropped and its row marked "removed" (so its buttons say so).

@@ -2,7 +2,7 @@
 
 Both kinds of button are `DynamicItem`s whose custom_id carries the job id, so they keep
 working after a restart without any in-memory view (discord.py's `Client.add_dynamic_items`):
-Cancel on progress messages, More style / Less style / Re-run on results. Their callbacks
+Cancel on progress messages, More style / Less style / Re-run and Delete on results. Their callbacks
 only parse and delegate to the service or the requests module; errors go through the same
 handler as slash commands.
 """
@@ -87,6 +87,34 @@ class AgainButton(
             await handle_interaction_error(interaction, exc)
 
 
+class DeleteButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:delete:(?P<job>{JOB_ID})"):
+    """🗑️ on a result: the result and the images it was made from, gone at once (see
+    `JobService.delete_result` for who may)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            ui.Button(
+                label="Delete", emoji="🗑️", style=discord.ButtonStyle.secondary, custom_id=f"stylebot:delete:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> DeleteButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
+        try:
+            interaction.extras["job_id"] = self.job_id
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.client.jobs.delete_result(self.job_id, interaction.user, interaction.message)
+            await interaction.followup.send(messages.RESULT_DELETED, ephemeral=True)
+        except Exception as exc:
+            await handle_interaction_error(interaction, exc)
+
+
 def is_result_message(message: discord.Message, job_id: str) -> bool:
     """Whether `message` shows `job_id`'s result: an attachment and the job's result buttons."""
     wanted = {again_custom_id(action, job_id) for action in AGAIN_ACTIONS}
@@ -104,6 +132,7 @@ def result_view(job_id: str) -> ui.View:
     view = ui.View(timeout=None)
     for action in AGAIN_ACTIONS:
         view.add_item(AgainButton(action, job_id))
+    view.add_item(DeleteButton(job_id))
     return view
 
 
