@@ -1,9 +1,10 @@
 """How to use the bot, worded for where it is asked: one text for `/stylebot help` and for a mention
 that carries no image, so the two never drift apart.
 
-The limits shown are the ones that will apply to the asker's next job (the server's settings within
-the operator's bounds, or the bot-wide defaults in DMs), and the storage times are the operator's
-configuration, so what the help says is what the bot does.
+The ways to start a job are the ones that work for this bot (replying to another message needs
+the Message Content intent); the limits shown are the ones that will apply to the asker's next job
+(the server's settings within the operator's bounds, or the bot-wide defaults in DMs); and the
+storage times are the operator's configuration: what the help says is what the bot does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ async def guide(bot: StyleBot, guild_id: int | None) -> str:
     config = bot.config
     return messages.guide(
         in_dm=guild_id is None,
+        replies=bot.intents.message_content,
         max_size=settings.max_size,
         default_size=settings.default_size,
         max_steps=settings.max_steps,

@@ -327,6 +327,8 @@ def job_choice(job_id: str, state: str) -> str:
 # -- refusals -------------------------------------------------------------------------------
 
 RESTARTING = "I'm restarting and not taking new jobs; please try again in a minute."
+_WITHOUT_REPLIES = "mention me with two images (content, then style), or use /stylize or Apps → Stylize this image"
+REPLIED_TO_UNREADABLE = f"I can't see images in messages you reply to (no Message Content access): {_WITHOUT_REPLIES}."
 NO_IMAGE_IN_MESSAGE = "That message has no image attachment to stylize."
 REPLIED_TO_HAS_NO_IMAGE = (
     "The message you replied to has no image attachment. Reply to a message with an "

@@ -24,6 +24,7 @@ def _hours(seconds: float) -> str:
 def guide(
     *,
     in_dm: bool,
+    replies: bool,
     max_size: int,
     default_size: int,
     max_steps: int,
@@ -37,8 +38,12 @@ def guide(
     job_history: float,
 ) -> str:
     """`/stylebot help`, and the answer to a mention without images: how to start, cancel and delete
-    a job, this server's limits (in DMs the bot-wide ones), and what is kept for how long and why."""
+    a job (`replies`: whether replying to another message works, see the Message Content intent),
+    this server's limits (in DMs the bot-wide ones), and what is kept for how long and why."""
     where = "in DMs with me" if in_dm else "here"
+    # Without Discord's Message Content intent a bot cannot see the images of a message it is not
+    # mentioned in, so the reply way is only offered when the bot has it.
+    reply_way = ", or reply to a message with an image, mention me and attach the style" if replies else ""
     cooldown = f"a {cooldown_seconds:g} s wait between jobs" if cooldown_seconds > 0 else "no wait between jobs"
     places = "" if in_dm or not channel_ids else f"\n-# Jobs only in {channels(channel_ids)}."
     kept_per_member = f" (up to {inputs_per_member_bytes / 2**20:.0f} MB of yours)" if inputs_per_member_bytes else ""
@@ -49,8 +54,7 @@ def guide(
         "server's styles (see `/styles`). Blend up to three with `style2:`/`painting2:`, `style3:`/`painting3:` "
         "and `blend:` (e.g. `2,1`).\n"
         "2. On a message with an image: **Apps → Stylize this image**, then pick a style.\n"
-        "3. Mention me with two images (your picture first, then the style), or reply to a message with an "
-        "image, mention me and attach the style.\n"
+        f"3. Mention me with two images (your picture first, then the style){reply_way}.\n"
         f"**Limits {where}** — size up to {max_size} px (default {default_size}), up to {max_steps} steps "
         f"(default {default_steps}), {max_jobs} job(s) at a time, {cooldown}, images up to "
         f"{max_upload_bytes / 2**20:.0f} MB.{places}\n"

@@ -26,7 +26,7 @@ from bot.cogs.stylize.service import JobService
 from bot.cogs.stylize.uploads import DownloadSlots, Uploads
 from bot.cogs.stylize.views import AgainButton, CancelButton, DeleteButton, QueuePager, StyleModal
 from bot.contexts import in_servers_and_bot_dms, server_install, servers_and_bot_dms
-from bot.errors import BadInput, Blocked, JobNotFound, describe
+from bot.errors import BadInput, Blocked, JobNotFound, count_refusal, describe
 from bot.guide import guide
 from bot.style_sources import StyleSource
 from stylecore.imageio import ImageLimits
@@ -171,13 +171,19 @@ class Stylize(commands.Cog):
             with contextlib.suppress(discord.HTTPException):
                 await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
+        message_content = self.bot.intents.message_content
         try:
-            content, style = requests.pick_message_images(message, referenced)
+            content, style = requests.pick_message_images(
+                message,
+                referenced,
+                referenced_readable=referenced is None or requests.readable(referenced, me.id, message_content),
+            )
             await requests.from_message(self.service, message, content, style)
         except Exception as exc:
             text, expected = describe(exc)
             if expected:
                 log.info("refused reply-flow job from %s: %s", message.author.id, text)
+                count_refusal(self.bot, exc)
             else:
                 log.error("reply flow failed for message %s", message.id, exc_info=exc)
             try:
