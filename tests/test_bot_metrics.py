@@ -84,12 +84,13 @@ async def test_metrics_follow_jobs_refusals_workers_and_discord(bot_env: BotEnv)
     fmt = "webp" if small.attachments[0].filename.endswith(".webp") else "jpeg"
     fd.attachment_size_limit = 10 * 2**20
 
-    # Refusals, by reason: an attachment that is not an image, and a mention without images.
+    # Refusals, by reason: an attachment that is not an image, and a mention with one image only (a
+    # mention without images is a question, answered with the help, not a refusal).
     refused = await fd.slash_command(
         "stylize", {"content": ("notes.txt", b"hello", "text/plain"), "style": ("style.png", STYLE)}, user=fd.member
     )
     await bot_env.wait_ephemeral(refused)
-    hint = await fd.post_message(author=fd.member, content=f"<@{fd.bot_user.id}> hi")
+    hint = await fd.post_message(author=fd.member, content=f"<@{fd.bot_user.id}> hi", attachments=[("a.png", STYLE)])
     await fd.wait_for_message(fd.channel, lambda m: (m.reference or {}).get("message_id") == str(hint.id))
 
     last = await scrape(bot)

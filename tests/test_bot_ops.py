@@ -12,6 +12,7 @@ import re
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
     b1_msg = await bot_env.wait_text(b1, "**Queued** — position 1")
     a2_msg = await bot_env.wait_text(a2, "**Queued** — position 2")
     ids = {name: job_id_of(m) for name, m in (("a1", a1_msg), ("a2", a2_msg), ("b1", b1_msg))}
+    # Estimates are Discord timestamps, which each reader's client shows in their language.
+    assert re.search(r"step \d+/\d+ \(\d+%\) · done <t:\d+:R>", (await bot_env.wait_text(a1, "done <t:")).content)
 
     # /queue: your own jobs with positions; an admin sees everyone's.
     mine = await bot_env.wait_ephemeral(await fd.slash_command("queue", user=alice))
@@ -90,7 +93,9 @@ async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
         await fd.slash_command("stylebot config set", {"setting": "cooldown_seconds", "value": "600"}, user=mod)
     )
     cooled = await bot_env.stylize(bob, **LONG)
-    assert "Please wait" in await bot_env.wait_ephemeral(cooled)
+    asked = time.time()
+    wait = re.fullmatch(r"Please wait: you can start another job <t:(\d+):R> .*", await bot_env.wait_ephemeral(cooled))
+    assert wait and asked < int(wait[1]) <= asked + 601  # a Discord timestamp, counted from bob's last job
 
 
 async def test_queued_job_and_settings_survive_a_restart(bot_env: BotEnv) -> None:

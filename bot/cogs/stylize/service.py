@@ -151,7 +151,7 @@ class JobService:
     # -- submission -------------------------------------------------------------------------
 
     async def submit(
-        self, record: JobRecord, inputs: tuple[bytes, bytes], target: MessageTarget, admission: Admission
+        self, record: JobRecord, inputs: tuple[bytes, ...], target: MessageTarget, admission: Admission
     ) -> JobRecord:
         """Store, then queue in the admission's place; a refusal by the executor (the place
         expired and the job no longer fits) removes the row again and propagates."""
@@ -179,7 +179,7 @@ class JobService:
     async def _queue(
         self,
         record: JobRecord,
-        inputs: tuple[bytes, bytes],
+        inputs: tuple[bytes, ...],
         target: MessageTarget,
         settings: GuildSettings,
         *,
@@ -191,7 +191,7 @@ class JobService:
         meta = {"guild_id": record.guild_id, "channel_id": record.channel_id, "owner_id": record.owner_id}
         job = Job(
             content=inputs[0],
-            styles=(inputs[1],),
+            styles=inputs[1:],
             options=options,
             user_id=str(record.owner_id),
             job_id=record.job_id,
@@ -249,6 +249,25 @@ class JobService:
             raise JobNotFound(messages.already_finished(job_id))
         return record
 
+    async def delete_result(self, job_id: str, user: discord.abc.User, message: discord.Message | None) -> None:
+        """A result deleted with its 🗑️ button, by its owner or by someone with Manage Messages in its
+        channel: the stored images go first (nothing can run from them again, and More/Less/Re-run
+        say so), then the message (`message`, or the one the row names)."""
+        record = await self.db.get_job(job_id)
+        if record is None:
+            raise JobNotFound(messages.forgotten_job(job_id))
+        if user.id != record.owner_id:
+            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
+            if not can_manage_job(user.id, perms, record.owner_id):
+                raise NotYourJob(messages.NOT_YOUR_RESULT)
+        await self.db.delete_inputs(job_id)
+        if message is None and record.message_id is not None:
+            message = self.client.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)  # type: ignore[assignment]
+        if message is not None:
+            with contextlib.suppress(discord.NotFound):
+                await message.delete()
+        log.info("job %s: result and images deleted by %s", job_id, user.id)
+
     async def take_down(self, job_id: str, by: int, reason: str | None = None) -> bool:
         """The operator removes a job: a job not over yet is cancelled first; then its message is
         deleted, its stored images dropped and its row marked "removed" (so its buttons say so).
@@ -273,6 +292,34 @@ class JobService:
         await self.db.update_job(job_id, state="removed", error=f"taken down by {by}: {reason or 'no reason given'}")
         log.warning("job %s taken down by operator %s (%s)", job_id, by, reason or "no reason given")
         return deleted
+
+    async def stop_jobs(
+        self, *, owner_id: int | None = None, guild_id: int | None = None, quiet: bool = False, wait: float = 30.0
+    ) -> int:
+        """Cancel every queued or running job of a member (everywhere) or of a server, and wait up to
+        `wait` seconds for each to end, so that what is stored about them can then be deleted at once.
+        `quiet`: their messages are not edited (the bot has left the server they are in). Returns
+        how many were stopped."""
+        assert owner_id is not None or guild_id is not None, "everyone's jobs are never stopped at once"
+        stopped = 0
+        tasks = []
+        for record in await self.db.jobs_in(ACTIVE_STATES):
+            if (owner_id is not None and record.owner_id != owner_id) or (
+                guild_id is not None and record.guild_id != guild_id
+            ):
+                continue
+            follower = self.followers.get(record.job_id)
+            if follower is None:
+                await self.set_state(record, "cancelled")
+            else:
+                follower.quiet = quiet
+                await follower.cancel(by=record.owner_id)
+                if follower.task is not None:
+                    tasks.append(follower.task)
+            stopped += 1
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait)
+        return stopped
 
     async def active_jobs(self, guild_id: int | None, owner_id: int | None) -> list[JobRecord]:
         """Queued and running jobs, oldest first; `owner_id` None for everyone's."""

@@ -69,6 +69,14 @@ class WorldBuilding:
         await self.gateway.dispatch("GUILD_MEMBER_ADD", data, intent=Intent.GUILD_MEMBERS, guild_id=guild.id)
         return member
 
+    async def remove_bot(self, guild: Guild | None = None) -> None:
+        """The bot leaves or is kicked from ``guild``: it is no longer a member (so its REST calls there
+        get 403), and it gets GUILD_DELETE without ``unavailable``, which is how Discord tells a removal
+        from an outage (https://discord.com/developers/docs/events/gateway-events#guild-delete)."""
+        guild = guild or self.guild
+        guild.members.pop(self.state.bot_user.id, None)
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=Intent.GUILDS, guild_id=guild.id)
+
     async def add_role(self, name: str, permissions: Any = 0, *, guild: Guild | None = None) -> Role:
         """Create a role (GUILD_ROLE_CREATE is dispatched so the client cache stays in sync)."""
         guild = guild or self.guild
