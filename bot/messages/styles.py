@@ -74,9 +74,12 @@ def server_styles_listing(styles: Sequence[tuple[str, int | None]], cap: int) ->
     return fit("\n".join([f"**This server's styles** ({len(styles)} of {cap})", *rows]))
 
 
+_SERVER_STYLES_OFF = "This bot doesn't keep server styles."  # its operator set the cap to 0
+
+
 def no_server_styles(cap: int) -> str:
     if cap <= 0:
-        return "This bot doesn't keep server styles."
+        return _SERVER_STYLES_OFF
     return f"This server has no styles of its own yet. Admins can add up to {cap} with `/stylebot style add`."
 
 
@@ -98,7 +101,7 @@ def style_name_taken(name: str) -> str:
 
 def too_many_server_styles(cap: int) -> str:
     if cap <= 0:
-        return "This bot doesn't keep server styles."
+        return _SERVER_STYLES_OFF
     return f"This server already has {cap} styles, the most it can keep. Remove one with `/stylebot style remove`."
 
 

@@ -227,13 +227,7 @@ class JobService:
 
     async def cancel_by(self, job_id: str, user: discord.abc.User) -> JobRecord:
         """Cancel for its owner, or for someone with Manage Messages in the job's own channel."""
-        record = await self.db.get_job(job_id)
-        if record is None:
-            raise JobNotFound(messages.unknown_job(job_id))
-        if user.id != record.owner_id:
-            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
-            if not can_manage_job(user.id, perms, record.owner_id):
-                raise NotYourJob(messages.NOT_YOUR_JOB)
+        record = await self._job_for(job_id, user, messages.unknown_job(job_id), messages.NOT_YOUR_JOB)
         follower = self.followers.get(job_id)
         if record.state not in ("queued", "running") or (follower is not None and follower.ended):
             raise JobNotFound(messages.already_finished(job_id, record.state))
@@ -249,17 +243,23 @@ class JobService:
             raise JobNotFound(messages.already_finished(job_id))
         return record
 
+    async def _job_for(self, job_id: str, user: discord.abc.User, missing: str, not_yours: str) -> JobRecord:
+        """The job's row, if `user` may act on it: its owner, or someone with Manage Messages in
+        the job's own channel (not where they ask from)."""
+        record = await self.db.get_job(job_id)
+        if record is None:
+            raise JobNotFound(missing)
+        if user.id != record.owner_id:
+            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
+            if not can_manage_job(user.id, perms, record.owner_id):
+                raise NotYourJob(not_yours)
+        return record
+
     async def delete_result(self, job_id: str, user: discord.abc.User, message: discord.Message | None) -> None:
         """A result deleted with its 🗑️ button, by its owner or by someone with Manage Messages in its
         channel: the stored images go first (nothing can run from them again, and More/Less/Re-run
         say so), then the message (`message`, or the one the row names)."""
-        record = await self.db.get_job(job_id)
-        if record is None:
-            raise JobNotFound(messages.forgotten_job(job_id))
-        if user.id != record.owner_id:
-            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
-            if not can_manage_job(user.id, perms, record.owner_id):
-                raise NotYourJob(messages.NOT_YOUR_RESULT)
+        record = await self._job_for(job_id, user, messages.forgotten_job(job_id), messages.NOT_YOUR_RESULT)
         await self.db.delete_inputs(job_id)
         if message is None and record.message_id is not None:
             message = self.client.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)  # type: ignore[assignment]
