@@ -41,9 +41,6 @@ class WorldBuilding:
     channel: Channel
     member: Member
 
-    def _user(self, who: User | Member | None) -> User:
-        return self.member.user if who is None else as_user(who)
-
     # ------------------------------------------------------------------ guild setup
 
     async def add_member(
@@ -156,7 +153,7 @@ class WorldBuilding:
         """A user posts a message (MESSAGE_CREATE). ``reference`` makes it a reply (type 19, with
         ``message_reference`` and ``referenced_message``); mentions are parsed from ``<@id>`` in content."""
         channel = channel or self.channel
-        user = self._user(author)
+        user = as_user(author, self.member)
         atts = [coerce_attachment(self.state, a, ephemeral=False, channel=channel) for a in attachments]
         msg = Message(
             id=self.state.new_id(),
@@ -198,4 +195,4 @@ class WorldBuilding:
 
     async def react(self, message: Message, emoji: str, *, user: User | Member | None = None) -> None:
         """A user adds a reaction (MESSAGE_REACTION_ADD); ``emoji`` is a unicode char or ``name:id``."""
-        await self.events.add_reaction(message, self._user(user), emoji)
+        await self.events.add_reaction(message, as_user(user, self.member), emoji)
