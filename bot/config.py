@@ -137,6 +137,8 @@ class BotConfig(BaseSettings):
     queue_size: int = _var("STYLEBOT_QUEUE_SIZE", ExecutorConfig().max_queue, ge=1)
     ray_address: str | None = _var("STYLEBOT_RAY_ADDRESS", None)
     memory_limit: GibiBytes | None = _var("STYLEBOT_MEMORY_LIMIT_GB", None, gt=0)  # per worker; see README
+    # "module:function" each worker calls first, before the network loads (logging, tracing).
+    worker_setup_hook: str | None = _var("STYLEBOT_WORKER_SETUP_HOOK", None)
     # -- storage
     data_dir: Path = _var("STYLEBOT_DATA_DIR", Path("data"))
     inputs_ttl: Hours = _var("STYLEBOT_INPUT_TTL_HOURS", 24 * 3600.0, ge=0)
@@ -257,6 +259,8 @@ class BotConfig(BaseSettings):
             cfg["device"] = self.device
         if self.memory_limit is not None:
             cfg["memory_limit"] = self.memory_limit
+        if self.worker_setup_hook:
+            cfg["worker_setup_hook"] = self.worker_setup_hook
         if self.executor == "ray" and self.ray_address:
             cfg["ray_address"] = self.ray_address
         return cfg
