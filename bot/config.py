@@ -116,6 +116,9 @@ class BotConfig(BaseSettings):
     queue_size: int = _var("STYLEBOT_QUEUE_SIZE", ExecutorConfig().max_queue, ge=1)
     ray_address: str | None = _var("STYLEBOT_RAY_ADDRESS", None)
     memory_limit: GibiBytes | None = _var("STYLEBOT_MEMORY_LIMIT_GB", None, gt=0)  # per worker; see README
+    # Seconds one attempt of a job may run; then it is stopped (its worker killed if it does not
+    # answer) and fails as "took too long". Also what catches a worker that hangs mid-job.
+    job_timeout: float = _var("STYLEBOT_JOB_TIMEOUT", ExecutorConfig().job_timeout, gt=0)
     # -- storage
     data_dir: Path = _var("STYLEBOT_DATA_DIR", Path("data"))
     inputs_ttl: Hours = _var("STYLEBOT_INPUT_TTL_HOURS", 24 * 3600.0, ge=0)
@@ -215,6 +218,7 @@ class BotConfig(BaseSettings):
             # bounded by it too (the executor's own cap on waiting jobs would otherwise bind first).
             "max_per_user_active": self.max_jobs_per_member,
             "max_per_user_queued": self.max_jobs_per_member,
+            "job_timeout": self.job_timeout,
         }
         if self.device != "auto":
             cfg["device"] = self.device
