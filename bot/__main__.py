@@ -2,7 +2,8 @@
 
 On SIGTERM the bot stops taking jobs, lets running ones finish for up to
 STYLEBOT_SHUTDOWN_GRACE seconds and leaves the rest queued in SQLite, where the next
-start picks them up (see JobService.drain / recover).
+start picks them up (see JobService.drain / recover). The process exits within the grace
+plus `SHUTDOWN_MARGIN` seconds whatever Discord does (see StyleBot.close).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ log = logging.getLogger("bot")
 
 
 async def run(config: BotConfig) -> None:
-    from bot.bot import StyleBot
+    from bot.bot import SHUTDOWN_MARGIN, StyleBot
 
     bot = StyleBot(config)
     loop = asyncio.get_running_loop()
@@ -35,8 +36,17 @@ async def run(config: BotConfig) -> None:
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:
             log.info("shutdown requested; finishing running jobs (grace %.0fs)", config.shutdown_grace)
-            await bot.close()
-            await asyncio.wait({runner}, timeout=10)
+            budget = config.shutdown_grace + SHUTDOWN_MARGIN
+            try:
+                # close() keeps to this budget by itself; this is the safety net if a step does not.
+                await asyncio.wait_for(bot.close(), budget + 1.0)
+            except TimeoutError:
+                log.error("shutdown overran %.0fs; stopping what is left without waiting", budget)
+                await bot.abort()
+            # discord.py's reconnect loop may still be backing off (for minutes when Discord is
+            # unreachable): it has nothing left to do.
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=1.0)
         else:
             stopper.cancel()
             runner.result()  # re-raise a login/connection failure

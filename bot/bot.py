@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -23,6 +24,8 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import messages
+from bot.blocklist import Blocklist
 from bot.config import BotConfig
 from bot.db import Database
 from bot.errors import handle_interaction_error
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 
 COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.admin")
 PURGE_EVERY = 3600.0
+# Seconds a shutdown may take past STYLEBOT_SHUTDOWN_GRACE: pausing the jobs that did not finish
+# (bot.cogs.stylize.service.SETTLE), then closing Discord, the workers and the database.
+SHUTDOWN_MARGIN = 5.0
 
 
 def apply_endpoints(config: BotConfig) -> None:
@@ -93,6 +99,7 @@ class StyleBot(commands.Bot):
         self.config = config
         self.base_settings = GuildSettings().with_overrides(config.guild_defaults).check()
         self.ceilings = config.ceilings
+        self.blocks = Blocklist(config.blocked_users, config.blocked_guilds)
         self.db = Database(
             config.db_path,
             inputs_max_bytes=config.inputs_max_bytes,
@@ -114,6 +121,7 @@ class StyleBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.db.open()
+        await self.blocks.load(self.db)
         if self.executor is None:
             self.executor = await asyncio.to_thread(make_executor_from_config, self.config)
         if self._own_executor:
@@ -126,9 +134,8 @@ class StyleBot(commands.Bot):
         for ext in COGS:
             await self.load_extension(ext)
         if self.config.health_port is not None:
-            self.health = HealthServer(
-                self.metrics, self.health_status, self.config.health_host, self.config.health_port
-            )
+            probes = {"/livez": self.liveness, "/readyz": self.readiness, "/healthz": self.health_status}
+            self.health = HealthServer(self.metrics, probes, self.config.health_host, self.config.health_port)
             await self.health.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="purge-inputs")
         await self.sync_commands()
@@ -176,28 +183,80 @@ class StyleBot(commands.Bot):
             **counts,
         }
 
+    def liveness(self) -> dict[str, Any]:
+        """The process is up: answering at all is the proof."""
+        return {"ok": True, "uptime_s": round(time.time() - self.started_at)}
+
+    def readiness(self) -> dict[str, Any]:
+        """Able to do work now: connected, taking jobs, and a worker ready; `why` names what is missing."""
+        connected = self.is_ready() and not self.is_closed()
+        accepting = bool(self.jobs and self.jobs.accepting)
+        workers = self.executor.workers() if self.executor is not None else []
+        ready = self.executor.ready_workers() if self.executor is not None else 0
+        why = []
+        if not connected:
+            why.append(messages.NOT_CONNECTED)
+        if not accepting:
+            why.append(messages.SHUTTING_DOWN if self._closing else messages.NOT_STARTED)
+        if ready == 0:
+            why.append(messages.no_worker_ready(sorted({str(w["error"]) for w in workers if w.get("error")})))
+        return {"ok": not why, "connected": connected, "accepting": accepting, "ready_workers": ready, "why": why}
+
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d guild(s)", self.user, self.user and self.user.id, len(self.guilds))
 
     async def close(self) -> None:
-        """Unload the extensions (`commands.Bot.close` does that first, while HTTP still works: the
-        stylize feature drains its jobs then, the SIGTERM path), then close Discord, the executor,
-        the image checker, the health server and the database."""
+        """Stop within `shutdown_grace + SHUTDOWN_MARGIN` seconds, whatever Discord does.
+
+        The extensions are unloaded first, while HTTP still works (the stylize feature drains its
+        jobs then: the SIGTERM path, bounded by the grace and its own short settling time); then
+        Discord's connections, the executor, the image checker, the health server and the database,
+        each given what is left of the budget. Nothing here waits on an answer from Discord for longer than that:
+        a client that cannot reconnect backs off for minutes, and a request to a dark network
+        only gives up after aiohttp's five-minute default.
+        """
         if self._closing:
             return await super().close()
         self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace + SHUTDOWN_MARGIN
+
+        def left(reserve: float = 0.0) -> float:
+            return max(0.5, deadline - reserve - loop.time())
+
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purge_task
-        await super().close()
-        if self._own_executor and self.executor is not None:
+        for ext in reversed(COGS):
             try:
-                await self.executor.shutdown(grace=0)
+                await self.unload_extension(ext)
             except Exception:
-                log.exception("executor shutdown failed")
+                log.exception("unloading %s failed", ext)
+        await self._bounded(super().close(), left(reserve=1.5), "closing the Discord connection")
+        if self._own_executor and self.executor is not None:
+            await self._bounded(self.executor.shutdown(grace=0), left(reserve=0.5), "stopping the workers")
         if self._own_decoder and self.decoder is not None:
-            await self.decoder.close()
+            await self._bounded(self.decoder.close(), left(reserve=0.5), "stopping the image checker")
         if self.health is not None:
-            await self.health.close()
+            await self._bounded(self.health.close(), 0.5, "closing the health server")
         await self.db.close()
+
+    @staticmethod
+    async def _bounded(step: Awaitable[Any], timeout: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(step, timeout)
+        except TimeoutError:
+            log.warning("%s took longer than %.1fs; going on without it", what, timeout)
+        except Exception:
+            log.exception("%s failed", what)
+
+    async def abort(self) -> None:
+        """The end of a shutdown that overran its budget anyway: let go of everything without waiting."""
+        if self.jobs is not None:
+            for follower in list(self.jobs.followers.values()):
+                if follower.task is not None:
+                    follower.task.cancel()
+        if not self.is_closed():
+            await self._bounded(discord.Client.close(self), 1.0, "closing the Discord connection")
+        self.db.abort()

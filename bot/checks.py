@@ -14,7 +14,17 @@ import discord
 from discord import app_commands
 
 from bot import messages
-from bot.errors import BadInput, BotLacksPermissions, ChannelNotAllowed, NotAdmin, OverLimit
+from bot.blocklist import Blocklist
+from bot.errors import (
+    BadInput,
+    Blocked,
+    BotLacksPermissions,
+    ChannelNotAllowed,
+    JobElsewhere,
+    NotAdmin,
+    NotOperator,
+    OverLimit,
+)
 from bot.guild_settings import GuildSettings
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -75,6 +85,40 @@ def can_manage_job(user_id: int, perms: discord.Permissions | None, owner_id: in
     return user_id == owner_id or (perms is not None and (perms.manage_messages or perms.administrator))
 
 
+async def permissions_where_job_lives(
+    client: discord.Client, user: discord.abc.User, guild_id: int | None, channel_id: int
+) -> discord.Permissions | None:
+    """`user`'s permissions in a job's own channel, wherever they asked from (None in DMs, or when the
+    user is not a member there): a moderator's rights in one channel say nothing about another.
+
+    Discord computes a member's channel permissions from their roles and the channel's overwrites
+    (https://discord.com/developers/docs/topics/permissions); discord.py does the same from its
+    cache, so only a member or channel missing from the cache costs a request.
+    """
+    if guild_id is None:
+        return None
+    guild = client.get_guild(guild_id)
+    if guild is None:
+        return None
+    member = user if isinstance(user, discord.Member) and user.guild.id == guild_id else guild.get_member(user.id)
+    channel: Any = guild.get_channel_or_thread(channel_id)
+    try:
+        if member is None:
+            member = await guild.fetch_member(user.id)
+        if channel is None:
+            channel = await guild.fetch_channel(channel_id)
+    except (discord.NotFound, discord.Forbidden):
+        return None
+    return channel.permissions_for(member)
+
+
+def check_job_belongs_here(job_guild_id: int | None, job_owner_id: int, guild_id: int | None, user_id: int) -> None:
+    """A result button works only where its job ran: in the same server, and a DM job only for its
+    owner, so a stored job's images never start work for another server or another member's DMs."""
+    if job_guild_id != guild_id or (job_guild_id is None and job_owner_id != user_id):
+        raise JobElsewhere(messages.JOB_ELSEWHERE)
+
+
 def admin_only() -> Any:
     """An app-command check that does not trust `default_permissions` alone: server admins can
     change command permissions, and the runtime check keeps the settings safe regardless."""
@@ -84,6 +128,26 @@ def admin_only() -> Any:
             raise app_commands.NoPrivateMessage()
         if not is_admin(interaction.permissions):
             raise NotAdmin(messages.NOT_ADMIN)
+        return True
+
+    return app_commands.check(predicate)
+
+
+def check_not_blocked(blocks: Blocklist, user_id: int, guild_id: int | None) -> None:
+    """The operator's blocks come before everything else, so nothing of theirs is ever downloaded."""
+    if blocks.blocked("user", user_id):
+        raise Blocked(messages.BLOCKED_MEMBER)
+    if blocks.blocked("guild", guild_id):
+        raise Blocked(messages.BLOCKED_SERVER)
+
+
+def operator_only() -> Any:
+    """The bot's operator: the application's owner, or its team's members (`commands.Bot.is_owner`
+    reads them from the application). Server admins see the command but cannot run it."""
+
+    async def predicate(interaction: discord.Interaction[Any]) -> bool:
+        if not await interaction.client.is_owner(interaction.user):
+            raise NotOperator(messages.NOT_OPERATOR)
         return True
 
     return app_commands.check(predicate)

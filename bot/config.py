@@ -13,6 +13,7 @@ a value given from Python (tests, embedding) is already in those units.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -77,6 +79,21 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
+def _ids(value: Any) -> Any:
+    """Discord ids separated by commas or spaces ("123, 456"); mentions like <@123> are accepted too."""
+    if not isinstance(value, str):
+        return value
+    ids = set()
+    for token in re.split(r"[\s,]+", value.strip()):
+        digits = token.strip("<@!#&>")
+        if not token:
+            continue
+        if not digits.isdigit():
+            raise ValueError("expected Discord ids separated by commas (e.g. 123456789012345678, 223456789012345678)")
+        ids.add(int(digits))
+    return frozenset(ids)
+
+
 def _var(name: str | AliasChoices, default: Any, **constraints: Any) -> Any:
     """A field read from the variable `name`; Python code may still pass it by the field's own name."""
     return Field(default, validation_alias=name, **constraints)
@@ -93,6 +110,7 @@ HttpUrl = Annotated[str, BeforeValidator(_url("http", "https", example="https://
 WsUrl = Annotated[str, BeforeValidator(_url("ws", "wss", example="wss://gateway.example"))]
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(str.upper)]
 Port = Annotated[int | None, BeforeValidator(_off_means_none)]  # "off" disables the server
+Ids = Annotated[frozenset[int], NoDecode, BeforeValidator(_ids)]  # not JSON: a plain list of ids
 
 
 class BotConfig(BaseSettings):
@@ -141,11 +159,19 @@ class BotConfig(BaseSettings):
     gateway_url: WsUrl | None = _var("DISCORD_GATEWAY_URL", None)
     token_lifetime: float = 14 * 60.0  # an interaction token lives 15 min (Discord docs); keep a minute spare
     edit_interval: float = _var("STYLEBOT_EDIT_INTERVAL", 3.0, ge=0.05)
+    # A job's final message: tries per way of sending it, the first wait between tries (doubling,
+    # at most 30 s) and the limit per try (see bot.cogs.stylize.retry).
+    delivery_attempts: int = Field(4, ge=1)
+    delivery_backoff: float = Field(2.0, ge=0)
+    delivery_timeout: float = Field(30.0, gt=0)
     # -- operations
     log_level: LogLevel = _var(AliasChoices("STYLEBOT_LOG_LEVEL", "LOG_LEVEL"), "INFO")
     shutdown_grace: float = _var("STYLEBOT_SHUTDOWN_GRACE", 60.0, ge=0)
     health_host: str = _var("STYLEBOT_HEALTH_HOST", "127.0.0.1")
     health_port: Port = _var("STYLEBOT_HEALTH_PORT", 8080, ge=0, le=65535)
+    # members and servers refused outright, on top of those blocked with /stylebot operator block
+    blocked_users: Ids = _var("STYLEBOT_BLOCKED_USERS", frozenset())
+    blocked_guilds: Ids = _var("STYLEBOT_BLOCKED_GUILDS", frozenset())
     # bot-wide defaults for per-server settings, from STYLEBOT_<SETTING> (see _guild_defaults)
     guild_defaults: Mapping[str, Any] = Field(default_factory=dict)
     # bounds server admins cannot pass, from STYLEBOT_CEILING_<SETTING> / STYLEBOT_FLOOR_<SETTING>

@@ -24,6 +24,7 @@ from stylecore.executors.base import (
     JobFailed,
     QueueFull,
     UserLimitReached,
+    WorkersUnavailable,
 )
 from stylecore.imageio import ImageError
 from stylecore.options import OptionsError
@@ -73,6 +74,18 @@ class NotYourJob(StyleBotError):
     """Someone else's job, and no Manage Messages where it runs."""
 
 
+class Blocked(StyleBotError):
+    """The operator has blocked this member or server."""
+
+
+class NotOperator(StyleBotError, app_commands.CheckFailure):
+    """An operator command run by someone other than the application's owner."""
+
+
+class JobElsewhere(StyleBotError):
+    """A result button of a job that ran in another server (or in someone else's DMs)."""
+
+
 class InputsExpired(StyleBotError):
     """The stored images behind a result are gone, so it cannot be run again."""
 
@@ -103,6 +116,8 @@ def describe(error: BaseException) -> tuple[str, bool]:
             error.job_ids, error.limit, where=where, waiting=error.counts == "waiting", starting=error.pending
         )
         return text, True
+    if isinstance(error, WorkersUnavailable):
+        return messages.NO_WORKERS, True
     if isinstance(error, ExecutorClosed):
         return messages.RESTARTING, True
     if isinstance(error, JobFailed):

@@ -1,14 +1,18 @@
-"""Liveness and metrics over HTTP for orchestrators and Prometheus.
+"""Health probes and metrics over HTTP for orchestrators and Prometheus.
 
-`/healthz` answers 200 while the bot is connected and taking jobs and 503 otherwise (so a
-draining or disconnected bot is visibly unhealthy); `/metrics` is the Prometheus text
-format. Each bot has its own registry so several bots in one process (tests) don't clash.
+Three probes, as Kubernetes names them (https://kubernetes.io/docs/reference/using-api/health-checks/):
+`/livez` answers 200 whenever the process's event loop answers at all (restart it if not);
+`/readyz` answers 200 only when the bot can do work now: connected to Discord, taking jobs, and
+at least one worker ready (a bot whose workers cannot start is up but useless, and says why in
+the 503's body); `/healthz` keeps its documented meaning (connected and taking jobs). Every
+probe answers JSON with `ok`. `/metrics` is the Prometheus text format. Each bot has its own
+registry so several bots in one process (tests) don't clash.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -62,10 +66,15 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+Probe = Callable[[], dict[str, Any]]
+
+
 class HealthServer:
-    def __init__(self, metrics: Metrics, healthy: Callable[[], dict[str, Any]], host: str, port: int) -> None:
+    """Serves each probe at its path (200 when its answer says `ok`, else 503) and `/metrics`."""
+
+    def __init__(self, metrics: Metrics, probes: Mapping[str, Probe], host: str, port: int) -> None:
         self.metrics = metrics
-        self.healthy = healthy
+        self.probes = dict(probes)
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -73,7 +82,8 @@ class HealthServer:
     async def start(self) -> int:
         """Start serving; returns the bound port (useful when configured as 0)."""
         app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
+        for path, probe in self.probes.items():
+            app.router.add_get(path, self._prober(probe))
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -85,9 +95,13 @@ class HealthServer:
         log.info("health endpoint on http://%s:%s/healthz", self.host, self.port)
         return self.port
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        status = self.healthy()
-        return web.json_response(status, status=200 if status.get("ok") else 503)
+    @staticmethod
+    def _prober(probe: Probe) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def answer(request: web.Request) -> web.Response:
+            status = probe()
+            return web.json_response(status, status=200 if status.get("ok") else 503)
+
+        return answer
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = self.metrics.render()

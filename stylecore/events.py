@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from stylecore.notes import Note
+
 
 @dataclass
 class ProgressEvent:
@@ -40,7 +42,7 @@ class RunStats:
     size: tuple[int, int]
     device: str
     cancelled: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
 
 @dataclass

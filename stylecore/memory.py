@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from stylecore.network import _CONV_INDEX, _VGG19_CFG
+from stylecore.notes import MEMORY_WORDS, Memory, Note
 from stylecore.options import CONTENT_LAYER, STYLE_LAYERS, StyleOptions
 
 # Multiplies the whole estimate: allocator rounding and fragmentation, cuDNN workspaces and
@@ -187,13 +188,13 @@ def fit_options(
     batch: int = 1,
     dtype_bytes: int = 2,
     channels_last: bool = True,
-    memory: str = "GPU memory",
-) -> tuple[StyleOptions, str | None]:
+    memory: Memory = "gpu",
+) -> tuple[StyleOptions, Note | None]:
     """`options` unchanged when the job fits in `free_bytes`, else shrunk to fit with a note.
 
     Returns the options to run with and the note for the user (None when nothing changed),
-    which names the `memory` that ran short. Raises MemoryError when not even the smallest
-    size fits.
+    which names the `memory` ("gpu" or "ram") that ran short. Raises MemoryError when not even
+    the smallest size fits.
     """
     from stylecore.engine import output_size
 
@@ -214,8 +215,9 @@ def fit_options(
     # options.size names the long or the short side; scale it by what the long side may be.
     size = math.floor(options.size * side / long_side)
     if side == 0 or size < 16:
-        raise MemoryError(f"not enough {memory} for even a 16 px job ({free_bytes / 2**30:.1f} GiB free)")
-    return options.replace(size=size), f"ran at {size} px instead of {options.size} px: not enough {memory}"
+        words = MEMORY_WORDS[memory]
+        raise MemoryError(f"not enough {words} for even a 16 px job ({free_bytes / 2**30:.1f} GiB free)")
+    return options.replace(size=size), Note.of("ran_smaller", size=size, asked=options.size, memory=memory)
 
 
 __all__ = [

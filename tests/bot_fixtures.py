@@ -26,8 +26,9 @@ from PIL import Image
 from bot.bot import StyleBot
 from bot.config import BotConfig
 from bot.db import Database, JobRecord
-from stylecore.executors import make_executor
+from stylecore.executors import ExecutorConfig, make_executor
 from stylecore.executors.admission import Reservation
+from stylecore.executors.backend import Backend, Emit, SlotListener
 from stylecore.executors.base import (
     Executor,
     Job,
@@ -38,6 +39,7 @@ from stylecore.executors.base import (
     QueueEntry,
     WorkersUnavailable,
 )
+from stylecore.executors.dispatcher import Dispatcher
 from stylecore.imageio import IsolatedDecoder
 
 # Test-sized defaults for every server: tiny images, few steps, fast previews, no cooldown.
@@ -149,6 +151,38 @@ class GatedExecutor(Executor):
         return getattr(self.inner, name)
 
 
+class StartingBackend(Backend):
+    """Worker slots that stay "starting" for ever: jobs queue in the real dispatcher (positions,
+    ETAs, fairness) and none ever runs, so a test can fill a queue as long as it likes."""
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        self.slots = 1
+
+    async def start(self, listener: SlotListener) -> None:
+        pass
+
+    async def run(self, slot: int, jobs: list[Job], emit: Emit) -> None:
+        raise AssertionError("no slot was ever ready")
+
+    def request_cancel(self, slot: int, job_id: str) -> None:
+        pass
+
+    async def kill(self, slot: int) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def worker_info(self) -> list[dict[str, Any]]:
+        return [{"slot": 0, "ready": False, "state": "starting", "pid": None}]
+
+
+def idle_executor(**fields: Any) -> Dispatcher:
+    """A real dispatcher over `StartingBackend` (start it before use)."""
+    config = ExecutorConfig(**fields)
+    return Dispatcher(StartingBackend(config), config)
+
+
 class BotEnv:
     """One fake Discord plus the bots a test starts against it (same data dir unless told)."""
 
@@ -182,13 +216,19 @@ class BotEnv:
         return BotConfig(**base)
 
     async def start_bot(
-        self, *, own_executor: bool = False, decoder: IsolatedDecoder | None = None, **overrides: Any
+        self,
+        *,
+        own_executor: bool = False,
+        executor: Executor | None = None,
+        decoder: IsolatedDecoder | None = None,
+        **overrides: Any,
     ) -> StyleBot:
-        """Start a bot and wait for on_ready; `own_executor` makes it build its own from config, and
-        `decoder` replaces the image checker it builds from config (the test closes that one)."""
+        """Start a bot and wait for on_ready; `own_executor` makes it build its own from config,
+        `executor` hands it one the test made (and started) itself, and `decoder` replaces the image
+        checker it builds from config (the test closes that one)."""
         bot = StyleBot(
             self.config(**overrides),
-            executor=None if own_executor else self.executor,
+            executor=None if own_executor else executor or self.executor,
             decoder=decoder,
             guild_ready_timeout=0.1,
         )

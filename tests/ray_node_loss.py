@@ -73,7 +73,8 @@ async def scenario(cluster: Any, nodes: list[Any]) -> dict[str, Any]:
 
         async def follow() -> None:
             async for ev in victim.events():
-                victim_events.append({"kind": ev.kind, "note": ev.note, "position": ev.position})
+                note = str(ev.note) if ev.note is not None else None  # (printed as JSON)
+                victim_events.append({"kind": ev.kind, "note": note, "position": ev.position})
                 timeline.append(f"victim:{ev.kind}")
                 if ev.kind == "progress":
                     progressed.set()

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.register_assert_rewrite("bot_fixtures")
 
-from bot_fixtures import BotEnv, assert_throttled, image_of, job_id_of  # noqa: E402
+from bot_fixtures import BotEnv, assert_throttled, idle_executor, image_of, job_id_of  # noqa: E402
 
 from bot import messages  # noqa: E402
+from bot.bot import SHUTDOWN_MARGIN  # noqa: E402
 from stylecore.executors.worker import plan_of  # noqa: E402
 from stylecore.memory import estimate_job_bytes, max_side_for  # noqa: E402
 from stylecore.options import StyleOptions  # noqa: E402
@@ -190,9 +193,11 @@ async def test_switches_to_the_channel_before_the_token_expires(bot_env: BotEnv)
     assert [m.id for m in fd.messages_in(fd.channel) if m.author.id == fd.bot_user.id] == [done.id]
 
 
-async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, tmp_path: Path) -> None:
+async def _bot_process(
+    bot_env: BotEnv, data: Path, **env: str
+) -> tuple[asyncio.subprocess.Process, asyncio.Task[bytes]]:
+    """`python -m bot` against the fake, configured through the environment as an operator would."""
     fd = bot_env.fd
-    data = tmp_path / "sigterm-data"
     environ = {
         **os.environ,
         "DISCORD_TOKEN": fd.token,
@@ -207,25 +212,45 @@ async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, 
         "STYLEBOT_LOG_LEVEL": "DEBUG",
         "STYLEBOT_DEFAULT_SIZE": "32",
         "STYLEBOT_COOLDOWN_SECONDS": "0",
+        **env,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         env=environ,
-        cwd=str(tmp_path),
+        cwd=str(data.parent),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     logs = asyncio.create_task(proc.stdout.read())  # type: ignore[union-attr]
+    return proc, logs
+
+
+async def _two_jobs(bot_env: BotEnv) -> tuple[Any, Any]:
+    """Once the bot process is up: one job running, one waiting."""
+    fd = bot_env.fd
+    await fd.wait_until_connected(timeout=180)
+    await fd._wait_until(lambda: fd.state.find_command("stylize", 1, fd.guild.id), 30, "command sync")
+    long = await bot_env.stylize(fd.member, size=32, steps=1000)
+    await bot_env.wait_text(long, "Stylizing", timeout=60)
+    queued = await bot_env.stylize(bot_env.add_member("bob"), size=32, steps=3)
+    await bot_env.wait_text(queued, "Queued", timeout=30)
+    return long, queued
+
+
+def _states(data: Path) -> list[str]:
+    with sqlite3.connect(data / "stylebot.sqlite3") as db:
+        return [r[0] for r in db.execute("SELECT state FROM jobs ORDER BY created_at")]
+
+
+async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, tmp_path: Path) -> None:
+    fd = bot_env.fd
+    data = tmp_path / "sigterm-data"
+    proc, logs = await _bot_process(bot_env, data)
     rc = None
     try:
-        await fd.wait_until_connected(timeout=180)
-        await fd._wait_until(lambda: fd.state.find_command("stylize", 1, fd.guild.id), 30, "command sync")
-        long = await bot_env.stylize(fd.member, size=32, steps=1000)
-        await bot_env.wait_text(long, "Stylizing", timeout=60)
-        queued = await bot_env.stylize(bot_env.add_member("bob"), size=32, steps=3)
-        await bot_env.wait_text(queued, "Queued", timeout=30)
+        long, queued = await _two_jobs(bot_env)
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), 60)
     except Exception:
@@ -241,13 +266,43 @@ async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, 
     assert rc == 0, out[-3000:]
     assert "shutdown requested" in out
     assert "Paused" in fd.original_message(long).content and "Paused" in fd.original_message(queued).content
-    with sqlite3.connect(data / "stylebot.sqlite3") as db:
-        states = [r[0] for r in db.execute("SELECT state FROM jobs")]
-    assert states == ["queued", "queued"]
+    assert _states(data) == ["queued", "queued"]
     # Secrets never reach the logs, even at DEBUG with request URLs logged.
     leaks = [line for line in out.splitlines() if any(t in line for t in (fd.token, long.token, queued.token))]
     assert not leaks, [line[:200] for line in leaks[:5]]
     assert "[REDACTED]" in out
+
+
+async def test_sigterm_while_discord_is_unreachable_exits_within_the_grace(bot_env: BotEnv, tmp_path: Path) -> None:
+    fd = bot_env.fd
+    data = tmp_path / "unreachable-data"
+    grace = 3.0
+    proc, logs = await _bot_process(bot_env, data, STYLEBOT_SHUTDOWN_GRACE=str(grace))
+    try:
+        await _two_jobs(bot_env)
+        # Discord goes dark: the gateway is a black hole, and REST requests are never answered.
+        await fd.gateway_unreachable(hang=True)
+        fd.fail_next("*", r"/(channels|webhooks|interactions)/.*", 503, times=10**6, delay=3600.0)
+        await fd.wait_until(lambda: fd.gateway.refused >= 1, 120, "a reconnect attempt")
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), grace + 60)
+        took = loop.time() - sent
+    except Exception:
+        if proc.returncode is None:
+            proc.kill()
+        print((await logs).decode(errors="replace")[-6000:])
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    out = (await logs).decode(errors="replace")
+    print(f"exited {took:.1f} s after SIGTERM (grace {grace:g} s)")
+    assert rc == 0, out[-3000:]
+    assert took <= grace + SHUTDOWN_MARGIN + 4, out[-3000:]  # (and a few seconds for the interpreter to end)
+    assert _states(data) == ["queued", "queued"]  # both wait for the next start
 
 
 async def test_worker_killed_mid_job_tells_the_user_and_the_bot_carries_on(bot_env: BotEnv) -> None:
@@ -300,3 +355,57 @@ async def test_a_job_over_the_memory_limit_runs_smaller_and_the_messages_say_so(
     # ...and it was said while the job ran, not only at the end.
     during = [(r.json or {}).get("content", "") for r in bot_env.edits_of(done.id)]
     assert any(("Stylizing" in c or "Starting" in c) and note in c for c in during), during
+
+
+async def test_queue_with_forty_jobs_pages_within_the_message_limit(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    ex = idle_executor(max_queue=100, max_per_user_queued=100)  # nothing runs: every job waits
+    await ex.start()
+    try:
+        await bot_env.start_bot(executor=ex, guild_defaults={"max_jobs_per_user": 100})
+        members = [fd.member, *(bot_env.add_member(f"user{i}") for i in range(3))]
+        ids = []
+        for i in range(40):
+            inter = await bot_env.stylize(members[i % len(members)], steps=3)
+            ids.append(job_id_of(await bot_env.wait_text(inter, "**Queued**")))
+
+        # An admin sees every job, a page at a time, each page one message.
+        listing = await fd.slash_command("queue", user=fd.moderator)
+        first = await bot_env.wait_ephemeral(listing)
+        message = fd.original_message(listing)
+        pages, seen = [first], set()
+        assert "page 1/" in first
+        count = int(re.search(r"page 1/(\d+)", first)[1])
+        assert count >= 3
+        assert message.find_component(message.custom_ids[0])["disabled"]  # no page before the first
+        for n in range(2, count + 1):
+            turn = await fd.click_button(message, message.custom_ids[1], user=fd.moderator)
+            await fd.wait_until(lambda n=n: f"page {n}/" in fd.original_message(listing).content, 10, f"page {n}")
+            assert turn.response_type == 7  # the same message, updated
+            message = fd.original_message(listing)
+            pages.append(message.content)
+        assert message.find_component(message.custom_ids[1])["disabled"]  # no page after the last
+        for page in pages:
+            assert len(page) <= messages.MESSAGE_LIMIT
+            found = re.findall(r"`([0-9a-f]{12})` queued", page)
+            assert not seen & set(found)
+            seen |= set(found)
+        assert seen == set(ids)  # every job once, in the queue's order
+        order = [j for page in pages for j in re.findall(r"`([0-9a-f]{12})` queued", page)]
+        assert order == [e.job_id for e in ex.queue()]
+
+        # Back a page; and nobody else can page through the moderator's listing.
+        back = await fd.click_button(message, message.custom_ids[0], user=fd.moderator)
+        await fd.wait_until(lambda: f"page {count - 1}/" in fd.original_message(listing).content, 10, "back")
+        assert back.response_type == 7
+        other = await fd.click_button(fd.original_message(listing), message.custom_ids[0], user=fd.member)
+        assert await bot_env.wait_ephemeral(other) == messages.NOT_YOUR_LISTING
+
+        # A member's own ten jobs fit one page: no buttons.
+        mine = await fd.slash_command("queue", user=members[1])
+        text = await bot_env.wait_ephemeral(mine)
+        assert "page" not in text and len(re.findall(r"`[0-9a-f]{12}` queued", text)) == 10
+        assert not fd.original_message(mine).custom_ids
+    finally:
+        await bot_env.close()
+        await ex.shutdown(grace=0)

@@ -10,13 +10,16 @@ import logging
 import pytest
 
 from bot import messages
+from bot.checks import check_job_belongs_here
 from bot.cogs.stylize.progress import Frame, MessageTarget, ProgressEditor
 from bot.cogs.stylize.uploads import DownloadSlots
-from bot.errors import describe
+from bot.errors import JobElsewhere, describe
 from bot.guild_settings import Ceilings, GuildSettings, SettingError, parse_setting
 from bot.logs import RedactingFilter, RedactingFormatter
 from stylecore.executors.base import QueueFull
 from stylecore.imageio import NotAnImage
+from stylecore.notes import CODES as NOTE_CODES
+from stylecore.notes import Note
 
 # -- guild settings -------------------------------------------------------------------------
 
@@ -153,6 +156,52 @@ def test_describe_errors_are_specific() -> None:
     msg, expected = describe(RuntimeError("boom"))
     assert not expected and "boom" not in msg
     assert "worker" in messages.failure("x", "worker_lost")
+
+
+def test_every_executor_note_has_its_own_wording() -> None:
+    """The executor's notes are data; the bot words each code itself (and reads an unknown one, from a
+    newer executor, as the note's own English rather than failing)."""
+    examples = {
+        "ran_smaller": Note.of("ran_smaller", size=700, asked=1024, memory="gpu"),
+        "oom_retry": Note.of("oom_retry", size=1024, smaller=716),
+        "alone_after_oom": Note.of("alone_after_oom", jobs=3),
+        "worker_lost_retry": Note.of("worker_lost_retry"),
+    }
+    assert set(examples) == set(NOTE_CODES)
+    for code, note in examples.items():
+        text = messages.executor_note(note)
+        assert text and text[0].isupper() and text != str(note), code  # the bot's own words
+    assert messages.executor_note(examples["ran_smaller"]) == "Ran at 700 px instead of 1024 px: not enough GPU memory"
+    assert "not enough memory" in messages.executor_note(Note.of("ran_smaller", size=20, asked=32, memory="ram"))
+    newer = Note("warmed_up", (("seconds", 3),))  # type: ignore[arg-type]
+    assert messages.executor_note(newer) == "Warmed up (seconds 3)"
+    assert messages.executor_note(None) is None
+
+
+def test_a_dm_result_is_its_owners_alone() -> None:
+    check_job_belongs_here(None, 7, None, 7)  # its owner, in DMs
+    check_job_belongs_here(100, 7, 100, 8)  # anyone in the server it ran in
+    refused = [
+        (None, 7, None, 8),  # someone else's DM job
+        (None, 7, 100, 7),  # a DM job, from a server
+        (100, 7, None, 7),  # a server's job, from DMs
+        (100, 7, 200, 7),  # another server's job
+    ]
+    for case in refused:
+        with pytest.raises(JobElsewhere):
+            check_job_belongs_here(*case)
+
+
+def test_queue_pages_fit_whatever_the_lines() -> None:
+    lines = [f"`{i:012x}` queued, position {i}, done in ~1 h 02 min — <@{10**18 + i}>" for i in range(100)]
+    pages = messages.queue_pages(lines, admin=True, others=0)
+    assert len(pages) == 7 and all(len(p) <= messages.MESSAGE_LIMIT for p in pages)
+    assert [line for p in pages for line in p.splitlines()[1:]] == lines
+    huge = messages.queue_pages(["x" * 5000, "y"], admin=False, others=0, per_page=10)
+    assert all(len(p) <= messages.MESSAGE_LIMIT for p in huge) and huge[-1].endswith("y")
+    assert messages.queue_pages([], admin=False, others=2) == [
+        f"{messages.NO_ACTIVE_JOBS} (2 job(s) from others are in the queue.)"
+    ]
 
 
 # -- progress editor ------------------------------------------------------------------------

@@ -195,3 +195,13 @@ def test_env_example_documents_every_variable_with_the_real_defaults(env) -> Non
     # copying it unchanged (with a token) gives exactly the defaults the code has
     assert load(ENV_EXAMPLE).model_dump() == BotConfig().model_dump()
     assert BotConfig().queue_size == ExecutorConfig().max_queue
+
+
+def test_blocked_members_and_servers_are_lists_of_ids(env) -> None:
+    env(STYLEBOT_BLOCKED_USERS="123456789012345678, <@223456789012345678> 42", STYLEBOT_BLOCKED_GUILDS="")
+    config = load()
+    assert config.blocked_users == {123456789012345678, 223456789012345678, 42}
+    assert config.blocked_guilds == frozenset()
+    env(STYLEBOT_BLOCKED_GUILDS="the bad server")
+    with pytest.raises(ConfigError, match="STYLEBOT_BLOCKED_GUILDS: expected Discord ids separated by commas"):
+        load()

@@ -22,6 +22,7 @@ from stylecore.executors.dispatcher import Dispatcher
 from stylecore.executors.scheduler import FairScheduler
 from stylecore.executors.worker import run_jobs
 from stylecore.memory import estimate_job_bytes
+from stylecore.notes import Note
 from stylecore.options import StyleOptions
 
 
@@ -137,7 +138,8 @@ def test_a_stack_that_runs_out_of_memory_reruns_each_job_alone(monkeypatch, pair
     for job in pair:
         starts = [e for e in events if e.job_id == job.job_id and e.kind == "started"]
         assert [s.batch_size for s in starts] == [2, None]
-        assert "retrying this job on its own" in starts[1].note
+        assert starts[1].note == Note.of("alone_after_oom", jobs=2)
+        assert "retrying this job on its own" in str(starts[1].note)
         assert ends[job.job_id].kind == "done"
         assert_same_image(ends[job.job_id].result.png, solo[job.job_id].result.png)
 
@@ -155,8 +157,9 @@ def test_a_job_too_large_for_the_free_memory_runs_smaller_and_says_so(monkeypatc
     end = run_job(job, events.append, lambda: False, WorkerSettings(device="cpu"))
     assert end.kind == "done", end.error
     assert 16 <= max(end.result.width, end.result.height) <= 24
-    note = next(n for n in end.result.notes if "not enough memory" in n)  # (on CUDA: "GPU memory")
-    assert note.startswith("ran at ") and note.endswith(" px instead of 32 px: not enough memory")
+    note = next(n for n in end.result.notes if n.code == "ran_smaller")
+    assert note["asked"] == 32 and note["size"] < 32 and note["memory"] == "ram"  # (on CUDA: "gpu")
+    assert str(note).startswith("ran at ") and str(note).endswith(" px instead of 32 px: not enough memory")
     assert events[0].kind == "started" and events[0].note == note  # the user hears it at the start
     monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: 2**20)
     end = run_job(job, lambda ev: None, lambda: False, WorkerSettings(device="cpu"))

@@ -456,7 +456,7 @@ async def test_sigkill_mid_job_fails_or_retries_and_the_pool_recovers(ex: Dispat
                     if ev.kind == "progress":
                         break
                 assert not ev.terminal, ev.error
-        assert "retrying" in seen[0].note and seen[0].position == 1
+        assert seen[0].note.code == "worker_lost_retry" and seen[0].position == 1
         assert [e.kind for e in seen] == ["queued", "started", "progress"]  # it really ran again
         await finish(victim)
         assert victim.state == "cancelled"

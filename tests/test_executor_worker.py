@@ -14,6 +14,7 @@ from stylecore.executors import Job, JobEvent
 from stylecore.executors import worker as worker_mod
 from stylecore.executors.config import WorkerSettings
 from stylecore.executors.worker import device_fault, is_oom, memory_budget, plan_of, run_jobs
+from stylecore.notes import Note
 from stylecore.options import StyleOptions
 
 
@@ -53,9 +54,10 @@ def test_out_of_memory_retries_once_at_a_smaller_size(monkeypatch: pytest.Monkey
     assert end.kind == "done", end.error
     assert sizes == [32, 22]
     starts = [e for e in events if e.kind == "started"]
-    assert len(starts) == 2 and "retrying at 22 px" in starts[1].note
+    assert len(starts) == 2 and starts[1].note == Note.of("oom_retry", size=32, smaller=22)
+    assert "retrying at 22 px" in str(starts[1].note)
     assert max(end.result.width, end.result.height) == 22
-    assert any("out of memory" in n for n in end.result.notes)
+    assert starts[1].note in end.result.notes
 
 
 def test_out_of_memory_twice_fails_as_oom(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,7 +100,8 @@ def test_a_cpu_job_over_the_memory_limit_runs_smaller_or_fails_clearly(
     assert end.kind == "done", end.error
     assert 16 <= max(end.result.width, end.result.height) < 32
     start = next(e for e in events if e.kind == "started")
-    assert start.note is not None and start.note.endswith("instead of 32 px: not enough memory")
+    assert start.note is not None and str(start.note).endswith("instead of 32 px: not enough memory")
+    assert start.note.code == "ran_smaller" and start.note["memory"] == "ram"
     assert start.note in end.result.notes
     assert end.result.device == ("cpu+bfloat16" if fast == "1" else "cpu")
     tiny = run_job(

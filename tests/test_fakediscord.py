@@ -315,6 +315,36 @@ async def test_rate_limit_429_is_retried() -> None:
             assert [r.status for r in callbacks] == [429, 200]
 
 
+async def test_network_errors_and_nonces_make_a_retried_create_safe() -> None:
+    import aiohttp
+
+    async with FakeDiscord() as fd:
+        bot = make_bot()
+        async with fd.running(bot):
+            channel = bot.get_channel(fd.channel.id)
+            assert isinstance(channel, discord.TextChannel)
+            mine = lambda: [m for m in fd.messages_in(fd.channel) if m.author.id == fd.bot_user.id]  # noqa: E731
+
+            # The connection closes before the request is handled: nothing happened.
+            fd.drop_next("POST", "/channels/{c}/messages")
+            with pytest.raises(aiohttp.ClientError):
+                await channel.send("lost")
+            assert mine() == []
+            # ...after it is handled: the message exists, but the client never heard of it.
+            fd.drop_next("POST", "/channels/{c}/messages", after=True)
+            with pytest.raises(aiohttp.ClientError):
+                await channel.send("made", nonce="job-1")
+            assert [m.content for m in mine()] == ["made"]
+            # Retrying with the same nonce (discord.py sends enforce_nonce) returns that message.
+            again = await channel.send("made", nonce="job-1")
+            assert again.id == mine()[0].id and len(mine()) == 1
+            posts = fd.requests_matching("POST", "/channels/{c}/messages")
+            assert [r.status for r in posts] == [0, 0, 200] and all(r.fault for r in posts[:2])
+            # Another nonce makes another message.
+            await channel.send("other", nonce="job-2")
+            assert [m.content for m in sorted(mine(), key=lambda m: m.id)] == ["made", "other"]
+
+
 async def test_webhook_edit_errors_surface_in_bot() -> None:
     gate = asyncio.Event()
     errors: asyncio.Queue[BaseException] = asyncio.Queue()
@@ -419,6 +449,18 @@ async def test_gateway_drop_resumes_and_replays() -> None:
             await fd.wait_for_resume(2)
             await fd.post_message(content="after reconnect")
             assert (await asyncio.wait_for(seen.get(), 5)).content == "after reconnect"
+
+
+async def test_an_unreachable_gateway_refuses_until_it_is_back() -> None:
+    async with FakeDiscord() as fd:
+        bot = make_bot()
+        async with fd.running(bot):
+            await fd.gateway_unreachable()
+            await fd.wait_until(lambda: fd.gateway.refused >= 1, 10, "a refused reconnect")
+            assert fd.resume_count == 0 and not [s for s in fd.sessions.values() if s.conn is not None and not s.dead]
+            fd.gateway_reachable()
+            await fd.wait_for_resume(timeout=30)  # discord.py's own backoff brings it back
+            await fd.wait_until(lambda: bot.ws is not None and bot.ws.open, 10, "an open socket")
 
 
 async def test_followups_selects_and_autocomplete() -> None:

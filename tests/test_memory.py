@@ -16,6 +16,7 @@ from stylecore.memory import (
     max_side_for,
     saved_activation_bytes,
 )
+from stylecore.notes import Note
 
 GiB = 2**30
 
@@ -96,7 +97,8 @@ def test_fit_options_shrinks_only_what_does_not_fit():
     assert same is opts and note is None
     smaller, note = fit_options(opts, (4000, 3000), need // 2)
     assert 1024 < smaller.size < 2048
-    assert note == f"ran at {smaller.size} px instead of 2048 px: not enough GPU memory"
+    assert note == Note.of("ran_smaller", size=smaller.size, asked=2048, memory="gpu")
+    assert str(note) == f"ran at {smaller.size} px instead of 2048 px: not enough GPU memory"
     assert estimate_job_bytes(smaller.size, smaller.size * 3 // 4) <= need // 2
     # the short side named by size_side scales the same way
     short, _ = fit_options(StyleOptions(size=1536, size_side="short"), (4000, 3000), need // 2)

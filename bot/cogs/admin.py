@@ -1,8 +1,15 @@
-"""/stylebot config show|set|reset — per-server settings for admins (Manage Server)."""
+"""/stylebot: per-server settings for admins (`config show|set|reset`, `status`; Manage Server) and
+the operator's controls (`operator block|unblock|blocked|takedown`; the application's owner only).
+
+Discord nests subcommands only under one top-level command, whose `default_permissions` hide all of
+it from members without Manage Server; the operator's commands are checked against the application's
+owner at run time as well (`checks.operator_only`).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -10,7 +17,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.checks import admin_only
+from bot.blocklist import Kind
+from bot.checks import admin_only, operator_only
+from bot.db import Block
+from bot.errors import BadInput
 from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
 
 if TYPE_CHECKING:
@@ -19,6 +29,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTING_CHOICES = [app_commands.Choice(name=key, value=key) for key in SETTINGS]
+TARGET_CHOICES = [app_commands.Choice(name="member", value="user"), app_commands.Choice(name="server", value="guild")]
+
+
+def _kind(what: str) -> Kind:
+    return "guild" if what == "guild" else "user"
+
+
+def parse_target(kind: Kind, text: str) -> int:
+    """A member's mention or id, or a server's id."""
+    digits = text.strip().removeprefix("<@").removeprefix("!").removesuffix(">")
+    if not digits.isdigit():
+        raise BadInput(messages.bad_target(kind, text))
+    return int(digits)
 
 
 def settings_table(settings: GuildSettings, overridden: set[str]) -> str:
@@ -34,6 +57,7 @@ class Admin(commands.Cog):
         default_permissions=discord.Permissions(manage_guild=True),
     )
     config = app_commands.Group(name="config", description="Show or change this server's settings", parent=stylebot)
+    operator = app_commands.Group(name="operator", description="The bot operator's controls", parent=stylebot)
 
     def __init__(self, bot: StyleBot) -> None:
         self.bot = bot
@@ -107,6 +131,61 @@ class Admin(commands.Cog):
         await self.bot.db.save_guild_overrides(interaction.guild_id, overrides)
         log.info("guild %s: %s reset %s", interaction.guild_id, interaction.user.id, setting or "all settings")
         await interaction.response.send_message(message, ephemeral=True)
+
+    # -- the operator's controls ---------------------------------------------------------
+
+    @operator.command(name="block", description="Refuse a member or a whole server, everywhere")
+    @app_commands.describe(
+        what="A member or a server",
+        target="The member (mention or id) or the server's id",
+        reason="Why (kept with the block, shown to operators)",
+    )
+    @app_commands.choices(what=TARGET_CHOICES)
+    @operator_only()
+    async def block(
+        self, interaction: discord.Interaction[StyleBot], what: str, target: str, reason: str | None = None
+    ) -> None:
+        kind = _kind(what)
+        target_id = parse_target(kind, target)
+        record = Block(kind, target_id, reason, interaction.user.id, time.time())
+        await self.bot.blocks.block(self.bot.db, record)
+        log.warning("operator %s blocked %s %s (%s)", interaction.user.id, kind, target_id, reason)
+        await interaction.response.send_message(messages.now_blocked(kind, target_id, reason), ephemeral=True)
+
+    @operator.command(name="unblock", description="Lift a block made with /stylebot operator block")
+    @app_commands.describe(what="A member or a server", target="The member (mention or id) or the server's id")
+    @app_commands.choices(what=TARGET_CHOICES)
+    @operator_only()
+    async def unblock(self, interaction: discord.Interaction[StyleBot], what: str, target: str) -> None:
+        kind = _kind(what)
+        target_id = parse_target(kind, target)
+        if self.bot.blocks.configured(kind, target_id):
+            text = messages.blocked_by_configuration(kind, target_id)
+        elif await self.bot.blocks.unblock(self.bot.db, kind, target_id):
+            log.warning("operator %s unblocked %s %s", interaction.user.id, kind, target_id)
+            text = messages.now_unblocked(kind, target_id)
+        else:
+            text = messages.not_blocked(kind, target_id)
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @operator.command(name="blocked", description="Members and servers the bot refuses")
+    @operator_only()
+    async def blocked(self, interaction: discord.Interaction[StyleBot]) -> None:
+        entries = [(e.kind, e.target_id, e.stored, e.reason) for e in self.bot.blocks.entries()]
+        text = messages.block_list(entries)
+        await interaction.response.send_message(
+            text[: messages.MESSAGE_LIMIT], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @operator.command(name="takedown", description="Delete a result and its stored images, by job id")
+    @app_commands.describe(job="The job id shown under the result", reason="Why (kept in the job's record)")
+    @operator_only()
+    async def takedown(self, interaction: discord.Interaction[StyleBot], job: str, reason: str | None = None) -> None:
+        job_id = job.strip().strip("`")
+        interaction.extras["job_id"] = job_id
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        deleted = await self.bot.jobs.take_down(job_id, interaction.user.id, reason)
+        await interaction.followup.send(messages.taken_down(job_id, deleted), ephemeral=True)
 
 
 async def setup(bot: StyleBot) -> None:

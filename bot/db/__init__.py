@@ -1,6 +1,6 @@
 """The bot's SQLite database: `Database` (one transaction per operation), `JobRecord` (a job's row),
 and the numbered schema migrations it applies on open (`bot.db.migrations`)."""
 
-from bot.db.database import ACTIVE_STATES, NO_RERUN_STATES, Database, JobRecord
+from bot.db.database import ACTIVE_STATES, NO_RERUN_STATES, Block, Database, JobRecord
 
-__all__ = ["ACTIVE_STATES", "NO_RERUN_STATES", "Database", "JobRecord"]
+__all__ = ["ACTIVE_STATES", "NO_RERUN_STATES", "Block", "Database", "JobRecord"]

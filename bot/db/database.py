@@ -34,9 +34,12 @@ from bot.guild_settings import SETTINGS, Ceilings, GuildSettings
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
+# Jobs not over yet: they hold their member's place and keep their inputs. "delivering": the result
+# is being posted; a bot that stops then checks Discord for it when it starts again.
+ACTIVE_STATES: tuple[str, ...] = ("queued", "running", "delivering")
 # Jobs that ended without result buttons: nothing can ever re-run them from their inputs.
-NO_RERUN_STATES: tuple[str, ...] = ("failed", "cancelled")
+# "removed": taken down by the operator (its result message deleted).
+NO_RERUN_STATES: tuple[str, ...] = ("failed", "cancelled", "removed")
 # Past this the write-ahead log is truncated after a checkpoint, instead of staying as large as the
 # biggest transaction ever written (one job's inputs can be 40 MB).
 WAL_SIZE_LIMIT = 64 * 2**20
@@ -70,6 +73,17 @@ class JobRecord:
         data = dict(row)
         data["options"] = json.loads(data["options"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One row of `blocks`: a member ("user") or a server ("guild") the operator refuses."""
+
+    kind: str
+    target_id: int
+    reason: str | None
+    blocked_by: int
+    created_at: float
 
 
 _JOB_COLUMNS = tuple(f.name for f in fields(JobRecord))
@@ -182,6 +196,13 @@ class Database:
                 await self._conn.close()
                 self._conn = None
 
+    def abort(self) -> None:
+        """Stop the connection's thread without waiting for anyone (a shutdown out of time): its
+        thread would otherwise keep the process alive. SQLite's journal keeps the file consistent."""
+        if self._conn is not None:
+            self._conn.stop()
+            self._conn = None
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Statements run on the yielded connection commit together, or not at all if anything raises."""
@@ -287,6 +308,26 @@ class Database:
             "SELECT MAX(created_at) AS t FROM jobs WHERE guild_id IS ? AND owner_id = ?", (guild_id, owner_id)
         )
         return row["t"] if row else None
+
+    # -- blocks (operator controls) -------------------------------------------------
+
+    async def blocks(self) -> list[Block]:
+        rows = await self._fetchall("SELECT * FROM blocks ORDER BY created_at")
+        return [Block(**dict(r)) for r in rows]
+
+    async def add_block(self, block: Block) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO blocks (kind, target_id, reason, blocked_by, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(kind, target_id) DO UPDATE SET reason = excluded.reason, "
+                "blocked_by = excluded.blocked_by, created_at = excluded.created_at",
+                (block.kind, block.target_id, block.reason, block.blocked_by, block.created_at),
+            )
+
+    async def remove_block(self, kind: str, target_id: int) -> bool:
+        async with self.transaction() as db:
+            cur = await db.execute("DELETE FROM blocks WHERE kind = ? AND target_id = ?", (kind, target_id))
+            return cur.rowcount > 0
 
     # -- inputs ---------------------------------------------------------------------
 

@@ -67,7 +67,22 @@ def _member_index(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX jobs_member ON jobs(owner_id, created_at)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_initial_schema, _member_index)
+def _blocks(db: sqlite3.Connection) -> None:
+    """Members and servers the operator has blocked with /stylebot operator block (the environment's
+    lists are not stored: they come with every start)."""
+    db.execute(
+        """CREATE TABLE blocks (
+            kind       TEXT NOT NULL CHECK (kind IN ('user', 'guild')),
+            target_id  INTEGER NOT NULL,
+            reason     TEXT,
+            blocked_by INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (kind, target_id)
+        )"""
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_initial_schema, _member_index, _blocks)
 
 
 def latest() -> int:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from stylecore.notes import Note
 from stylecore.options import StyleOptions
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class JobResult:
     seconds: float
     losses: dict[str, float]
     device: str
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()  # what the user should know about the run (ran smaller, retried...)
     timelapse: bytes | None = None  # GIF/WebP when options.timelapse asked for one
 
 
@@ -93,10 +94,10 @@ class JobEvent:
     result: JobResult | None = None
     error: str | None = None  # human message for failed
     reason: FailureReason | None = None
-    # Something the user should know that is not a failure, e.g. "ran out of memory at
-    # 1024 px; retrying at 716 px" on a repeated `started`, or "worker lost; retrying" on
+    # Something the user should know that is not a failure, as data (see `stylecore.notes`):
+    # e.g. "oom_retry" (1024 px -> 716 px) on a repeated `started`, or "worker_lost_retry" on
     # a repeated `queued`.
-    note: str | None = None
+    note: Note | None = None
     # On `started`: how many jobs this one shares the worker's forward passes with, itself
     # included (None: it runs alone). Batched jobs keep their own events, cancel and result.
     batch_size: int | None = None

@@ -29,6 +29,7 @@ from stylecore.executors.config import ExecutorConfig
 from stylecore.executors.handle import Handle
 from stylecore.executors.scheduler import Batching, FairScheduler, QueuePlace, StepTimeModel
 from stylecore.executors.sizing import size_job
+from stylecore.notes import Note
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +380,7 @@ class Dispatcher(Executor):
         elif lost is not None:
             if h.attempts <= self.lost_retries and not self._closing:
                 h.state = "queued"
-                h.queue_note = "the worker running this job was lost; retrying"
+                h.queue_note = Note.of("worker_lost_retry")
                 self.scheduler.requeue_front(h.job_id)
                 if (why := self._unavailable()) is not None:  # nothing left to retry it on
                     self.scheduler.remove(h.job_id)

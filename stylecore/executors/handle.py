@@ -26,6 +26,7 @@ from stylecore.executors.base import (
     JobResult,
     JobState,
 )
+from stylecore.notes import Note
 
 
 class Handle(JobHandle):
@@ -60,7 +61,7 @@ class Handle(JobHandle):
         self.step = 0
         self.total = job.options.steps
         self.elapsed = 0.0
-        self.queue_note: str | None = None  # said with the next `queued` event
+        self.queue_note: Note | None = None  # said with the next `queued` event
 
     @property
     def state(self) -> JobState:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from stylecore.executors.base import Job, JobEvent, JobResult
 from stylecore.executors.config import WorkerSettings
 from stylecore.executors.redaction import install_log_redaction, scrub_environ
+from stylecore.notes import Note
 from stylecore.options import StyleOptions
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def _precision(options: StyleOptions) -> tuple[int, bool]:
     return plan.activation_bytes, plan.channels_last
 
 
-def _fit(options: StyleOptions, content_size: tuple[int, int], free: int | None) -> tuple[StyleOptions, str | None]:
+def _fit(options: StyleOptions, content_size: tuple[int, int], free: int | None) -> tuple[StyleOptions, Note | None]:
     """Options that fit the memory budget, and the note saying what changed (or None)."""
     if free is None:
         return options, None
@@ -209,7 +210,7 @@ def _fit(options: StyleOptions, content_size: tuple[int, int], free: int | None)
         free,
         dtype_bytes=plan.activation_bytes,
         channels_last=plan.channels_last,
-        memory="GPU memory" if plan.device.type == "cuda" else "memory",
+        memory="gpu" if plan.device.type == "cuda" else "ram",
     )
 
 
@@ -255,7 +256,7 @@ class _Reporter:
             )
 
 
-def _done_event(jid: str, result: StyleResult, notes: list[str]) -> JobEvent:
+def _done_event(jid: str, result: StyleResult, notes: list[Note]) -> JobEvent:
     from stylecore.imageio import encode_image
 
     encoded = encode_image(result.image, "png")
@@ -288,7 +289,7 @@ class _Runnable:
     options: StyleOptions  # after device forcing and memory fitting (and an OOM retry)
     content: Image.Image
     style: Image.Image | list[Image.Image]
-    notes: list[str] = field(default_factory=list)  # what the user should know, in order
+    notes: list[Note] = field(default_factory=list)  # what the user should know, in order
     oom_retried: bool = False
 
 
@@ -408,7 +409,7 @@ def _run_stack(
     ends: dict[str, JobEvent],
     should_cancel: Callable[[str], bool],
     settings: WorkerSettings,
-    note: str | None = None,
+    note: Note | None = None,
 ) -> str | None:
     """Run one stack through the engine; returns a device fault, if one ended it.
 
@@ -449,7 +450,7 @@ def _run_stack(
     if is_oom(error):
         _free_memory()
         if len(stack) > 1:  # alone, each job gets its own size check and OOM retry
-            alone = f"the batch of {len(stack)} jobs ran out of memory; retrying this job on its own"
+            alone = Note.of("alone_after_oom", jobs=len(stack))
             faults = [_run_stack([r], emit, end, ends, should_cancel, settings, alone) for r in left]
             return next((f for f in faults if f), None)
         for r in left:
@@ -458,7 +459,7 @@ def _run_stack(
                 message = f"ran out of memory at {r.options.size} px, even after retrying smaller"
                 end(_failed(r.job_id, reporters[r.job_id].step, "oom", message))
                 return None
-            retry = f"ran out of memory at {r.options.size} px; retrying at {smaller} px"
+            retry = Note.of("oom_retry", size=r.options.size, smaller=smaller)
             r.notes.append(retry)
             r.options, r.oom_retried = r.options.replace(size=smaller), True
             return _run_stack([r], emit, end, ends, should_cancel, settings, retry)

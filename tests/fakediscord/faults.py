@@ -1,7 +1,8 @@
 """Injected failures: make the next matching requests fail the way Discord fails — an HTTP status
 with Discord's JSON error body (https://discord.com/developers/docs/reference#error-messages), a 429
 with ``retry_after`` (https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit),
-or a slow answer — without touching the bot. A ``Hold`` keeps matching requests waiting until the
+or a slow answer, or a network error (the connection closed without an answer, before or after the
+request took effect) — without touching the bot. A ``Hold`` keeps matching requests waiting until the
 test releases them, so a test can see how many a client has in flight at once.
 
 Faults are checked before routing, so they also apply to CDN downloads and unknown paths. They are
@@ -15,7 +16,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .recording import RecordedRequest, method_matches
 
@@ -26,7 +27,10 @@ class Fault:
 
     For 429 the fake sends what Discord sends: a JSON body with ``retry_after``/``global`` and a
     ``Via`` header (discord.py treats a 429 without ``Via`` as a Cloudflare ban and gives up).
-    ``delay`` holds the response back, to exercise client timeouts.
+    ``delay`` holds the response back, to exercise client timeouts. ``disconnect`` closes the
+    connection instead of answering (the client sees a network error, e.g. aiohttp's
+    ``ServerDisconnectedError``): ``"before"`` the request is handled, so it had no effect, or
+    ``"after"``, so it took effect and the client cannot know (a message was created, an edit made).
     """
 
     method: str
@@ -39,6 +43,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     predicate: Callable[[RecordedRequest], bool] | None = None
+    disconnect: Literal["before", "after"] | None = None
     hits: int = 0
 
     def matches(self, req: RecordedRequest) -> bool:

@@ -99,11 +99,22 @@ class Gateway:
         self.server_errors: list[str] = []
         self.identify_count = 0
         self.resume_count = 0
+        # None: reachable. "refuse": connections are refused (HTTP 503 instead of the upgrade);
+        # "hang": they are never answered (the client's connect times out), as a black hole does.
+        self.down: str | None = None
+        self.refused = 0  # connection attempts while down
+        self._up = asyncio.Event()
 
     # ------------------------------------------------------------------ the socket
 
-    async def serve(self, request: web.Request) -> web.WebSocketResponse:
+    async def serve(self, request: web.Request) -> web.StreamResponse:
         """Run one client connection until it closes."""
+        if self.down is not None:
+            self.refused += 1
+            self.changes.notify()
+            if self.down == "hang":
+                await self._up.wait()  # until it is reachable again (or the server stops)
+            return web.Response(status=503, text="gateway unavailable")
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await ws.prepare(request)
         conn = GatewayConnection(ws=ws, query=dict(request.query), path=request.path)
@@ -326,6 +337,18 @@ class Gateway:
         return sent
 
     # ------------------------------------------------------------------ server-side control
+
+    async def go_down(self, mode: str = "refuse") -> None:
+        """Make the gateway unreachable: current sockets close (resumably) and new ones fail."""
+        if mode not in ("refuse", "hang"):
+            raise ValueError("mode is 'refuse' or 'hang'")
+        self.down = mode
+        self._up.clear()
+        await self.drop(4000, reason=b"gateway unavailable")
+
+    def come_up(self) -> None:
+        self.down = None
+        self._up.set()
 
     async def reconnect(self) -> None:
         """op 7 RECONNECT: the client should drop the socket and RESUME on resume_gateway_url."""

@@ -11,6 +11,7 @@ need it, 405 for a known path under another method, 404 for unknown paths — th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -86,6 +87,14 @@ class HttpFront:
         try:
             await self.faults.wait_if_held(rec, self.changes.notify)
             fault = self.faults.take(rec)
+            if fault is not None and fault.disconnect is not None:
+                rec.fault = True
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.disconnect == "after":  # it takes effect; only the answer is lost
+                    with contextlib.suppress(DiscordError):
+                        await (self._api(request, rec, arrived) if rec.api else self._cdn(rec))
+                return self._hang_up(request, rec)
             if fault is not None:
                 rec.fault = True
                 if fault.delay:
@@ -95,7 +104,7 @@ class HttpFront:
             elif rec.api:
                 resp = await self._api(request, rec, arrived)
             else:
-                resp = self.cdn.serve(rec.method, rec.path)
+                resp = await self._cdn(rec)
         except DiscordError as err:
             rec.response = err.body()
             resp = json_response(rec.response, err.status)
@@ -109,6 +118,17 @@ class HttpFront:
         rec.status = resp.status
         self.changes.notify()
         return resp
+
+    async def _cdn(self, rec: RecordedRequest) -> web.StreamResponse:
+        return self.cdn.serve(rec.method, rec.path)
+
+    def _hang_up(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
+        """Close the connection without an answer: the client sees a network error."""
+        if request.transport is not None:
+            request.transport.close()
+        rec.status = 0  # no answer reached the client (`response` is what it would have been)
+        self.changes.notify()
+        return web.Response(status=499)  # never sent: the transport is closed
 
     async def _api(self, request: web.Request, rec: RecordedRequest, arrived: float) -> web.StreamResponse:
         found = self.router.match(rec.method, rec.path)

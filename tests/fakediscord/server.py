@@ -240,6 +240,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         """Release held requests, close every gateway connection, stop the server, and undo ``install()``."""
         for hold in self.faults.holds:
             hold.release()
+        self.gateway.come_up()  # let held connection attempts finish
         await self.gateway.drop(1001, reason=b"fake discord stopping", timeout=2.0)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -367,6 +368,31 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
             )
         )
 
+    def drop_next(
+        self,
+        method: str,
+        path_pattern: str | re.Pattern[str],
+        *,
+        times: int = 1,
+        after: bool = False,
+        delay: float = 0.0,
+        predicate: Callable[[RecordedRequest], bool] | None = None,
+    ) -> Fault:
+        """A network error for the next ``times`` matching requests: the connection is closed without
+        an answer. With ``after`` the request takes effect first (a message is created, an edit made)
+        and only the answer is lost, the case a client can only survive by retrying idempotently."""
+        return self.faults.add(
+            Fault(
+                method=method,
+                pattern=compile_pattern(path_pattern),
+                status=0,
+                times=times,
+                delay=delay,
+                predicate=predicate,
+                disconnect="after" if after else "before",
+            )
+        )
+
     def rate_limit_report(self) -> RateLimitReport:
         """Per bucket: requests, 429s sent (bucket full / forced) and dishonoured 429s (requests that
         came before a reset a 429 had announced); ``str()`` of it is a table."""
@@ -409,6 +435,16 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
     async def restart_gateway(self) -> None:
         """A resumable server-side close (what a Discord gateway restart looks like)."""
         await self.gateway.drop(4000)
+
+    async def gateway_unreachable(self, *, hang: bool = False) -> None:
+        """Take the gateway down: every socket is closed and new connections fail (``hang``: are never
+        answered, so the client's connect times out) until ``gateway_reachable()``. REST still works;
+        combine with ``fail_next``/``drop_next`` for a Discord that is unreachable altogether."""
+        await self.gateway.go_down("hang" if hang else "refuse")
+
+    def gateway_reachable(self) -> None:
+        """Let gateway connections through again (the client reconnects by its own backoff)."""
+        self.gateway.come_up()
 
     async def invalidate_session(self, *, resumable: bool = False) -> None:
         """Send op 9 INVALID_SESSION; with ``resumable=False`` the client must IDENTIFY again."""

@@ -2,9 +2,10 @@
 
 Read top to bottom: `commands` (the cog: /stylize, the message command, the mention
 listener, /queue, /cancel) -> `requests` (attachments and settings -> a job; `uploads`
-downloads and checks the images) -> `service`
-(admission, queueing, cancel, restart) -> `follower` (one job's events -> its message) ->
-`progress` (throttled edits) and `views` (buttons, the form). All wording is in
+downloads and checks the images) -> `service` (admission, queueing, cancel, take-down,
+restart) -> `follower` (one job's events -> its message) -> `progress` (throttled edits),
+`delivery` (the last message, whatever the network does, exactly once) with `retry` (what is
+retried, how often), and `views` (buttons, the /queue pager, the form). All wording is in
 `bot.messages`; the options themselves are declared in `stylecore.option_specs`.
 """
 

@@ -9,6 +9,7 @@ buttons are registered here too, so they belong to the feature's lifetime.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,13 +19,13 @@ from discord.app_commands import Transform
 from discord.ext import commands
 
 from bot import messages
-from bot.checks import check_bot_permissions, check_channel, image_attachments, is_admin
+from bot.checks import check_bot_permissions, check_channel, check_not_blocked, image_attachments, is_admin
 from bot.cogs.stylize import requests
 from bot.cogs.stylize.parameters import Declared, describe_declared
 from bot.cogs.stylize.service import JobService
 from bot.cogs.stylize.uploads import DownloadSlots, Uploads
-from bot.cogs.stylize.views import AgainButton, CancelButton, StyleModal
-from bot.errors import BadInput, JobNotFound, describe
+from bot.cogs.stylize.views import AgainButton, CancelButton, QueuePager, StyleModal
+from bot.errors import BadInput, Blocked, JobNotFound, describe
 from stylecore.imageio import ImageLimits
 
 if TYPE_CHECKING:
@@ -45,7 +46,15 @@ class Stylize(commands.Cog):
             DownloadSlots(config.max_downloads, config.max_downloads_per_member),
         )
         self.service = JobService(
-            bot, bot.db, bot.executor, config, bot.base_settings, bot.metrics, uploads=uploads, ceilings=bot.ceilings
+            bot,
+            bot.db,
+            bot.executor,
+            config,
+            bot.base_settings,
+            bot.metrics,
+            uploads=uploads,
+            ceilings=bot.ceilings,
+            blocks=bot.blocks,
         )
 
     async def cog_load(self) -> None:
@@ -86,6 +95,7 @@ class Stylize(commands.Cog):
         await requests.from_interaction(self.service, interaction, content, style, source="slash", choices=choices)
 
     async def stylize_menu(self, interaction: discord.Interaction[StyleBot], message: discord.Message) -> None:
+        check_not_blocked(self.service.blocks, interaction.user.id, interaction.guild_id)
         images = image_attachments(message)
         if not images:
             raise BadInput(messages.NO_IMAGE_IN_MESSAGE)
@@ -99,6 +109,13 @@ class Stylize(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
         if message.author.bot or me is None or not any(u.id == me.id for u in message.mentions):
+            return
+        try:
+            check_not_blocked(self.service.blocks, message.author.id, message.guild.id if message.guild else None)
+        except Blocked as exc:  # told once, plainly; nothing of theirs is read or downloaded
+            log.info("refused a mention from blocked member %s: %s", message.author.id, exc)
+            with contextlib.suppress(discord.HTTPException):
+                await message.reply(str(exc), mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
         referenced = None
         if message.reference is not None and message.reference.message_id is not None:
@@ -129,22 +146,33 @@ class Stylize(commands.Cog):
     @app_commands.command(name="queue", description="Show your jobs and where they are in the queue")
     async def queue(self, interaction: discord.Interaction[StyleBot]) -> None:
         admin = interaction.guild is not None and is_admin(interaction.permissions)
-        entries = self.service.queue(interaction.guild_id)
-        shown = entries if admin else [(e, ev) for e, ev in entries if e.meta.get("owner_id") == interaction.user.id]
-        lines = [
-            messages.queue_entry(
-                e.job_id,
-                e.state,
-                position=e.position,
-                eta=e.eta,
-                step=ev.step if ev else None,
-                total=ev.total if ev else None,
-                owner_id=e.meta.get("owner_id", e.user_id) if admin else None,
-            )
-            for e, ev in shown
-        ]
-        text = messages.queue_listing(lines, admin=admin, others=len(entries) - len(shown))
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        guild_id, user_id = interaction.guild_id, interaction.user.id
+
+        def pages() -> list[str]:
+            entries = self.service.queue(guild_id)
+            shown = entries if admin else [(e, ev) for e, ev in entries if e.meta.get("owner_id") == user_id]
+            lines = [
+                messages.queue_entry(
+                    e.job_id,
+                    e.state,
+                    position=e.position,
+                    eta=e.eta,
+                    step=ev.step if ev else None,
+                    total=ev.total if ev else None,
+                    owner_id=e.meta.get("owner_id", e.user_id) if admin else None,
+                )
+                for e, ev in shown
+            ]
+            return messages.queue_pages(lines, admin=admin, others=len(entries) - len(shown))
+
+        first = pages()
+        quiet = discord.AllowedMentions.none()
+        if len(first) == 1:
+            await interaction.response.send_message(first[0], ephemeral=True, allowed_mentions=quiet)
+            return
+        pager = QueuePager(user_id, pages, count=len(first))
+        pager.interaction = interaction
+        await interaction.response.send_message(first[0], view=pager, ephemeral=True, allowed_mentions=quiet)
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs (the latest if none is given)")
     @app_commands.describe(job="The job id shown on its message")
@@ -156,7 +184,7 @@ class Stylize(commands.Cog):
             job = mine[-1].job_id
         job = job.strip().strip("`")
         interaction.extras["job_id"] = job
-        await self.service.cancel_by(job, interaction.user.id, interaction.permissions, interaction.guild_id)
+        await self.service.cancel_by(job, interaction.user)
         await interaction.response.send_message(messages.cancelling(job), ephemeral=True)
 
     @cancel.autocomplete("job")

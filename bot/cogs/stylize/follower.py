@@ -2,8 +2,10 @@
 
 A `JobFollower` reads the job's event stream, shows each state through a throttled
 `ProgressEditor`, and ends the job exactly once: the result (re-encoded to fit the upload
-limit), a failure, a cancel, or a pause for a restart — each delivered even when the
-original message can no longer be edited, and written to the job's row.
+limit), a failure, a cancel, or a pause for a restart — each delivered by a `Courier` even
+when the original message can no longer be edited or the network fails for a while, and
+written to the job's row whatever happened (a result that cannot be delivered fails the job
+with that reason rather than leaving it running).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import discord
 from PIL import Image
 
 from bot import messages
-from bot.cogs.stylize.progress import ChannelTarget, Frame, InteractionTarget, MessageTarget, ProgressEditor
+from bot.cogs.stylize.delivery import Courier, DeliveryFailed
+from bot.cogs.stylize.progress import Frame, InteractionTarget, MessageTarget, ProgressEditor
+from bot.cogs.stylize.retry import Retry
 from bot.cogs.stylize.views import progress_view, result_view
 from bot.db import JobRecord
 from stylecore.executors.base import JobEvent, JobHandle, JobResult
@@ -38,6 +41,21 @@ def fit_result(png: bytes, width: int, height: int, limit: int) -> EncodedImage:
     with Image.open(io.BytesIO(png)) as im:
         img = im.convert("RGB")
     return encode_image(img, "png", max_bytes=limit)
+
+
+def smaller_result(png: bytes, sent_bytes: int) -> EncodedImage | None:
+    """A JPEG a quarter the size of what could not be uploaded (None if that cannot be made smaller)."""
+    with Image.open(io.BytesIO(png)) as im:
+        img = im.convert("RGB")
+    try:
+        return encode_image(img, "jpeg", max_bytes=max(4096, sent_bytes // 4), quality=85)
+    except ImageError:
+        return None
+
+
+# Pause and "could not deliver" notices get one quick try: the row already says everything, and a
+# shutdown must not wait on Discord (it fits in the service's SETTLE).
+PAUSE_RETRY = Retry(attempts=1, timeout=2.5)
 
 
 class JobFollower:
@@ -62,6 +80,18 @@ class JobFollower:
             job_id=record.job_id,
         )
         target.on_message_id = self._remember_message
+        self.courier = Courier(
+            service.client,
+            self.editor,
+            target,
+            job_id=record.job_id,
+            owner_id=record.owner_id,
+            retry=Retry(
+                attempts=service.config.delivery_attempts,
+                backoff=service.config.delivery_backoff,
+                timeout=service.config.delivery_timeout,
+            ),
+        )
         self.last: JobEvent | None = None
         self.cancelled_by: int | None = None
         self.pausing = False
@@ -110,7 +140,12 @@ class JobFollower:
             raise
         except Exception as exc:
             log.exception("job %s: tracking failed", job_id)
-            await self._finish(JobEvent("failed", job_id, error=f"{type(exc).__name__}", reason="internal"))
+            try:
+                await self._finish(JobEvent("failed", job_id, error=f"{type(exc).__name__}", reason="internal"))
+            except Exception:  # the row must end all the same, or it holds the member's place for ever
+                log.exception("job %s: ending it failed too", job_id)
+                with contextlib.suppress(Exception):
+                    await self.service.set_state(self.record, "failed", error=f"internal: {type(exc).__name__}")
         finally:
             self.service.forget(job_id)
 
@@ -146,7 +181,8 @@ class JobFollower:
                 ev = JobEvent("failed", rec.job_id, error=exc.user_message, reason="internal")
         if self.pausing or (ev.kind == "failed" and ev.reason == "shutdown" and not self.service.accepting):
             await self.service.db.update_job(rec.job_id, state="queued", started_at=None)
-            await self._deliver(Frame(messages.paused(rec.job_id, rec.options), files=()))
+            # Shutting down: one quick try, the grace period is short and the row already says it all.
+            await self._deliver(Frame(messages.paused(rec.job_id, rec.options), files=()), retry=PAUSE_RETRY)
             log.info("job %s paused for restart", rec.job_id)
             return
         if ev.kind == "cancelled":
@@ -160,13 +196,9 @@ class JobFollower:
         log.warning("job %s failed (%s): %s", rec.job_id, ev.reason, ev.error)
         await self._tell_privately(message)
 
-    async def _deliver_result(self, res: JobResult) -> None:
-        """Post the image fitted to the upload limit; ImageError if it cannot be re-encoded."""
+    def _result_frame(self, res: JobResult, encoded: EncodedImage, note: str | None) -> Frame:
         rec = self.record
-        encoded = await asyncio.to_thread(fit_result, res.png, res.width, res.height, rec.filesize_limit)
-        notes = list(res.notes)
-        if encoded.fmt != "png":
-            notes.append(messages.sent_as(encoded.fmt, rec.filesize_limit))
+        notes = [messages.executor_note(n) for n in res.notes]
         text = messages.done(
             rec.job_id,
             rec.options,
@@ -176,29 +208,54 @@ class JobFollower:
             device=res.device,
             fmt=encoded.fmt,
             owner_id=rec.owner_id,
-            notes=notes,
+            notes=[*notes, note],
         )
-        frame = Frame(text, "result", result_view(rec.job_id), ((encoded.filename, encoded.data),))
-        await self._deliver(frame)
-        await self.service.set_state(rec, "done", seconds=res.seconds)
-        log.info("job %s done in %.1fs (%dx%d %s)", rec.job_id, res.seconds, encoded.width, encoded.height, encoded.fmt)
+        return Frame(text, "result", result_view(rec.job_id), ((encoded.filename, encoded.data),))
 
-    async def _deliver(self, frame: Frame) -> None:
-        """The final frame must arrive: via the editor, else as a new message mentioning the owner."""
-        if await self.editor.finish(frame):
-            return
+    async def _deliver_result(self, res: JobResult) -> None:
+        """Post the image fitted to the upload limit, and end the row either way.
+
+        The row says "delivering" from before the post until it says "done", so a bot that stops in
+        between knows, when it starts again, to look for the result in Discord before running the
+        job again (see `JobService.recover`). ImageError if the image cannot be re-encoded.
+        """
         rec = self.record
-        log.warning("job %s: could not edit its message; posting a new one", rec.job_id)
+        encoded = await asyncio.to_thread(fit_result, res.png, res.width, res.height, rec.filesize_limit)
+        note = messages.sent_as(encoded.fmt, rec.filesize_limit) if encoded.fmt != "png" else None
+        frame = self._result_frame(res, encoded, note)
+
+        async def smaller() -> Frame | None:
+            small = await asyncio.to_thread(smaller_result, res.png, len(encoded.data))
+            return None if small is None else self._result_frame(res, small, messages.SENT_SMALLER)
+
+        rec.state = "delivering"
+        await self.service.db.update_job(rec.job_id, state="delivering", finished_at=time.time())
         try:
-            await ChannelTarget(self.service.client, rec.channel_id, None, mention_id=rec.owner_id).edit(frame)
-        except discord.HTTPException:
-            log.exception("job %s: could not post its final message either", rec.job_id)
+            delivered = await self.courier.deliver(frame, smaller=smaller)
+        except DeliveryFailed as failed:
+            why = messages.RESULT_UNDELIVERED
+            await self._deliver(Frame(messages.failed(rec.job_id, rec.options, why), files=()), retry=PAUSE_RETRY)
+            await self.service.set_state(rec, "failed", error=f"delivery: {failed}")
+            log.error("job %s: the result could not be delivered (%s)", rec.job_id, failed)
+            await self._tell_privately(why)
+            return
+        await self.service.set_state(rec, "done", seconds=res.seconds)
+        shown = "a smaller JPEG" if delivered.frame is not frame else f"{encoded.width}x{encoded.height} {encoded.fmt}"
+        log.info("job %s done in %.1fs (%s)", rec.job_id, res.seconds, shown)
+
+    async def _deliver(self, frame: Frame, *, retry: Retry | None = None) -> None:
+        """The final frame must arrive: the job's message, else a new one mentioning the owner; never raises."""
+        try:
+            await self.courier.deliver(frame, retry=retry)
+        except DeliveryFailed as failed:
+            log.error("job %s: could not deliver its final message (%s)", self.record.job_id, failed)
 
     async def _tell_privately(self, message: str) -> None:
         """Failures also reach the owner as an ephemeral follow-up while the interaction token lives."""
         target = self.target
         if isinstance(target, InteractionTarget) and not target.via_channel and time.time() < target.deadline:
-            with contextlib.suppress(discord.HTTPException):
-                await target.interaction.followup.send(
+            with contextlib.suppress(Exception):  # a courtesy: the job's own message already says it
+                followup = target.interaction.followup.send(
                     messages.failed_privately(self.record.job_id, message), ephemeral=True
                 )
+                await asyncio.wait_for(followup, 10.0)

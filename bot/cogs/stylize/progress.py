@@ -25,6 +25,8 @@ from typing import Any
 
 import discord
 
+from bot.cogs.stylize.retry import Retry, describe_failure, with_retries
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -84,12 +86,14 @@ class ChannelTarget(MessageTarget):
         *,
         reply_to: int | None = None,
         mention_id: int | None = None,
+        nonce: str | None = None,
     ) -> None:
         self.client = client
         self.channel_id = channel_id
         self.message_id = message_id
         self.reply_to = reply_to
         self.mention_id = mention_id
+        self.nonce = nonce  # sent with enforce_nonce: a retried create returns the first message
 
     async def edit(self, frame: Frame) -> None:
         channel = self.client.get_partial_messageable(self.channel_id)
@@ -112,6 +116,8 @@ class ChannelTarget(MessageTarget):
             ref = discord.MessageReference(
                 message_id=self.reply_to, channel_id=self.channel_id, fail_if_not_exists=False
             )
+        if self.nonce is not None:
+            kw["nonce"] = self.nonce
         msg = await channel.send(content, reference=ref, **kw)  # type: ignore[arg-type]
         await self._moved(msg.channel.id, msg.id)
 
@@ -185,8 +191,10 @@ class ProgressEditor:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         job_id: str = "-",
+        edit_timeout: float = 30.0,
     ) -> None:
         self.target = target
+        self.edit_timeout = edit_timeout
         self.min_interval = min_interval
         self.preview_interval = preview_interval
         self.preview_name = preview_name
@@ -274,16 +282,16 @@ class ProgressEditor:
     async def _send(self, frame: Frame) -> None:
         async with self._lock:
             try:
-                await self.target.edit(frame)
+                await asyncio.wait_for(self.target.edit(frame), self.edit_timeout)
                 self._sent = frame
                 self.edits += 1
-            except discord.HTTPException as exc:
-                log.warning("job %s: progress edit failed (%s %s)", self.job_id, exc.status, exc.code)
+            except Exception as exc:  # a lost progress edit is no reason to stop: the next one may pass
+                log.warning("job %s: progress edit failed (%s)", self.job_id, describe_failure(exc))
             finally:
                 self._last_done = self.clock()
 
-    async def finish(self, frame: Frame, *, attempts: int = 3) -> bool:
-        """Stop the updates and deliver `frame`, retrying; False if every attempt failed."""
+    async def stop(self) -> None:
+        """No more progress edits: the loop ends after the edit it may be making."""
         self._closed = True
         self._changed.set()
         if self._task is not None:
@@ -291,28 +299,35 @@ class ProgressEditor:
                 await self._task
             except Exception:
                 log.exception("job %s: progress loop failed", self.job_id)
-        for attempt in range(attempts):
-            left = self._wait_left()
-            if left > 0:
-                await self.sleep(left)
-            async with self._lock:
-                try:
-                    await self.target.edit(frame)
-                except discord.HTTPException as exc:
-                    log.warning(
-                        "job %s: final edit failed (attempt %d: %s %s)",
-                        self.job_id,
-                        attempt + 1,
-                        exc.status,
-                        exc.code,
-                    )
-                    self._last_done = self.clock()
-                    continue
-                self._sent = frame
-                self.edits += 1
+
+    async def send_final(self, frame: Frame) -> None:
+        """One attempt at the last edit, no sooner than the throttle allows; raises what the edit raised."""
+        left = self._wait_left()
+        if left > 0:
+            await self.sleep(left)
+        async with self._lock:
+            try:
+                await self.target.edit(frame)
+            finally:
                 self._last_done = self.clock()
-                return True
-        return False
+            self._sent = frame
+            self.edits += 1
+
+    async def finish(self, frame: Frame, *, retry: Retry | None = None) -> bool:
+        """Stop the updates and deliver `frame`, retrying what may pass; False if it never arrived."""
+        await self.stop()
+        try:
+            await with_retries(
+                lambda: self.send_final(frame),
+                retry or Retry(),
+                what="the final edit",
+                job_id=self.job_id,
+                sleep=self.sleep,
+            )
+        except Exception as exc:
+            log.warning("job %s: final edit failed (%s)", self.job_id, describe_failure(exc))
+            return False
+        return True
 
     async def close(self) -> None:
         self._closed = True

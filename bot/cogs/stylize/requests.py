@@ -23,7 +23,9 @@ from bot.checks import (
     check_attachment,
     check_bot_permissions,
     check_channel,
+    check_job_belongs_here,
     check_limits,
+    check_not_blocked,
     image_attachments,
 )
 from bot.cogs.stylize.progress import ChannelTarget, InteractionTarget
@@ -102,6 +104,7 @@ async def from_interaction(
     parent_id: str | None = None,
 ) -> JobRecord:
     """A job from attachments (or the stored `inputs` of an earlier one); progress edits the response."""
+    check_not_blocked(service.blocks, interaction.user.id, interaction.guild_id)
     settings = await service.settings_for(interaction.guild_id)
     check_channel(settings, interaction.channel)
     if interaction.guild_id is not None:
@@ -148,9 +151,13 @@ def again_choices(parent: Mapping[str, Any], action: str) -> dict[str, Any]:
 async def run_again(service: JobService, interaction: discord.Interaction[Any], job_id: str, action: str) -> JobRecord:
     """A result button: a new job from a finished one's stored inputs."""
     interaction.extras["job_id"] = job_id
+    check_not_blocked(service.blocks, interaction.user.id, interaction.guild_id)
     parent = await service.db.get_job(job_id)
     if parent is None:
         raise JobNotFound(messages.forgotten_job(job_id))
+    if parent.state == "removed":
+        raise JobNotFound(messages.job_removed(job_id))
+    check_job_belongs_here(parent.guild_id, parent.owner_id, interaction.guild_id, interaction.user.id)
     inputs = await service.db.get_inputs(job_id)
     if inputs is None:
         raise InputsExpired(messages.inputs_expired(service.config.inputs_ttl))
@@ -190,6 +197,7 @@ async def from_message(
 ) -> JobRecord:
     """Content and style from messages; progress goes to a reply edited with the bot token."""
     guild_id = message.guild.id if message.guild else None
+    check_not_blocked(service.blocks, message.author.id, guild_id)
     settings = await service.settings_for(guild_id)
     check_channel(settings, message.channel)
     if message.guild is not None:

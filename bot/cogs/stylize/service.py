@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import messages
-from bot.checks import can_manage_job
+from bot.blocklist import Blocklist
+from bot.checks import can_manage_job, permissions_where_job_lives
+from bot.cogs.stylize.delivery import find_delivered
 from bot.cogs.stylize.follower import JobFollower
 from bot.cogs.stylize.progress import ChannelTarget, Frame, MessageTarget
 from bot.db import ACTIVE_STATES, Database, JobRecord
@@ -70,6 +72,11 @@ def limit_refusal(err: UserLimitReached, guild_id: int | None) -> TooManyJobs:
     return TooManyJobs(text)
 
 
+# Seconds after the grace period that pausing the remaining jobs may take (their rows are written
+# at once; their messages get one short try). See StyleBot.close for the whole shutdown's budget.
+SETTLE = 3.0
+
+
 @dataclass(eq=False)
 class Admission:
     """A request let in: the server's settings, and its place in the queue until its job is submitted."""
@@ -90,8 +97,10 @@ class JobService:
         *,
         uploads: Uploads,
         ceilings: Ceilings | None = None,
+        blocks: Blocklist | None = None,
     ) -> None:
         self.client = client
+        self.blocks = blocks or Blocklist()  # the operator's blocks, checked before anything else
         self.db = db
         self.executor = executor
         self.config = config
@@ -210,18 +219,17 @@ class JobService:
 
     # -- control ----------------------------------------------------------------------------
 
-    async def cancel_by(
-        self, job_id: str, user_id: int, perms: discord.Permissions | None, guild_id: int | None = None
-    ) -> JobRecord:
-        """Cancel for its owner, or for a moderator in the job's own server."""
+    async def cancel_by(self, job_id: str, user: discord.abc.User) -> JobRecord:
+        """Cancel for its owner, or for someone with Manage Messages in the job's own channel."""
         record = await self.db.get_job(job_id)
         if record is None:
             raise JobNotFound(messages.unknown_job(job_id))
-        same_place = guild_id is None or record.guild_id == guild_id
-        if not (user_id == record.owner_id or (same_place and can_manage_job(user_id, perms, record.owner_id))):
-            raise NotYourJob(messages.NOT_YOUR_JOB)
+        if user.id != record.owner_id:
+            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
+            if not can_manage_job(user.id, perms, record.owner_id):
+                raise NotYourJob(messages.NOT_YOUR_JOB)
         follower = self.followers.get(job_id)
-        if record.state not in ACTIVE_STATES or (follower is not None and follower.ended):
+        if record.state not in ("queued", "running") or (follower is not None and follower.ended):
             raise JobNotFound(messages.already_finished(job_id, record.state))
         if follower is None:
             # A row with no running job behind it (its process died): settle it here.
@@ -229,11 +237,36 @@ class JobService:
             if record.message_id:
                 target = ChannelTarget(self.client, record.channel_id, record.message_id)
                 with contextlib.suppress(discord.HTTPException):
-                    await target.edit(Frame(messages.cancelled(job_id, record.options, user_id)))
+                    await target.edit(Frame(messages.cancelled(job_id, record.options, user.id)))
             return record
-        if not await follower.cancel(by=user_id):
+        if not await follower.cancel(by=user.id):
             raise JobNotFound(messages.already_finished(job_id))
         return record
+
+    async def take_down(self, job_id: str, by: int, reason: str | None = None) -> bool:
+        """The operator removes a job: a job not over yet is cancelled first; then its message is
+        deleted, its stored images dropped and its row marked "removed" (so its buttons say so).
+        Returns whether a message was deleted (False: it was already gone)."""
+        record = await self.db.get_job(job_id)
+        if record is None:
+            raise JobNotFound(messages.unknown_job(job_id))
+        follower = self.followers.get(job_id)
+        if follower is not None:
+            await follower.cancel(by=by)
+            if follower.task is not None:
+                await asyncio.wait({follower.task}, timeout=30.0)
+            record = await self.db.get_job(job_id) or record
+        deleted = False
+        if record.message_id is not None:
+            message = self.client.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)
+            try:
+                await message.delete()
+                deleted = True
+            except discord.NotFound:
+                pass
+        await self.db.update_job(job_id, state="removed", error=f"taken down by {by}: {reason or 'no reason given'}")
+        log.warning("job %s taken down by operator %s (%s)", job_id, by, reason or "no reason given")
+        return deleted
 
     async def active_jobs(self, guild_id: int | None, owner_id: int | None) -> list[JobRecord]:
         """Queued and running jobs, oldest first; `owner_id` None for everyone's."""
@@ -267,7 +300,9 @@ class JobService:
 
         They were accepted, so they go back whatever the queue's size or the members' limits
         (`readmit`). While no worker can start they stay queued in the database and are tried
-        again in the background, never failed for it. Returns how many went back now."""
+        again in the background, never failed for it. A job caught while its result was being posted
+        ("delivering") is looked for in Discord first: found, it is done; not found, it runs again
+        (its message is edited, not duplicated). Returns how many went back now."""
         count, waiting = await self._requeue_stored()
         if waiting and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.create_task(self._retry_recovery(), name="stylize-recovery")
@@ -294,6 +329,8 @@ class JobService:
         for record in await self.db.jobs_in(ACTIVE_STATES):
             if record.job_id in self.followers or not self.accepting:
                 continue
+            if record.state == "delivering" and await self._delivered_before(record):
+                continue
             target = ChannelTarget(self.client, record.channel_id, record.message_id, mention_id=record.owner_id)
             inputs = await self.db.get_inputs(record.job_id, include_expired=True)
             reason = None
@@ -315,8 +352,8 @@ class JobService:
                 await self.set_state(record, "failed", error=f"recovery: {reason}")
                 try:
                     await target.edit(Frame(messages.failed(record.job_id, record.options, reason)))
-                except discord.HTTPException:
-                    log.exception("job %s: could not tell the owner about the lost job", record.job_id)
+                except Exception as exc:
+                    log.warning("job %s: could not tell the owner about the lost job (%s)", record.job_id, exc)
                 continue
             record.state, record.started_at = "queued", None
             await self.db.update_job(record.job_id, state="queued", started_at=None)
@@ -325,8 +362,32 @@ class JobService:
             count += 1
         return count, False
 
-    async def drain(self, grace: float) -> None:
-        """Stop taking jobs; give running ones `grace` seconds; pause the rest for the next start."""
+    async def _delivered_before(self, record: JobRecord) -> bool:
+        """Whether the result of a job that was being posted when the bot stopped is in Discord; if so
+        its row is marked done. When Discord cannot be asked, the job runs again: its own message is
+        edited, so at worst the picture is made twice, never lost."""
+        since = (record.finished_at or record.created_at) - 60
+        try:
+            found = await find_delivered(self.client, record.channel_id, record.message_id, record.job_id, since=since)
+        except Exception as exc:
+            log.warning("job %s: could not check whether its result was delivered (%s)", record.job_id, exc)
+            return False
+        if found is None:
+            log.info("job %s: its result never reached Discord; running it again", record.job_id)
+            return False
+        record.message_id = found
+        await self.db.update_job(record.job_id, message_id=found)
+        await self.set_state(record, "done")
+        log.info("job %s: its result was delivered (message %s) before the restart", record.job_id, found)
+        return True
+
+    async def drain(self, grace: float, settle: float = SETTLE) -> None:
+        """Stop taking jobs; give running ones `grace` seconds; pause the rest for the next start.
+
+        Pausing writes each row first and then tells its message once, briefly; after `settle`
+        seconds whatever is still talking to Discord is cancelled, so a Discord that does not
+        answer cannot hold the shutdown past `grace + settle`.
+        """
         self.accepting = False
         if self._recovery is not None:
             self._recovery.cancel()
@@ -342,6 +403,9 @@ class JobService:
             await follower.pause()
         tasks = [f.task for f in self.followers.values() if f.task is not None]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=max(10.0, 2 * self.config.edit_interval + 5))
+            _, pending = await asyncio.wait(tasks, timeout=settle)
             for task in pending:
                 task.cancel()
+            if pending:
+                log.warning("stopped %d job(s) still talking to Discord after the grace period", len(pending))
+                await asyncio.wait(pending, timeout=1.0)

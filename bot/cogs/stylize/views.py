@@ -9,8 +9,9 @@ handler as slash commands.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -30,6 +31,10 @@ AGAIN_ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "less": ("Less style", "➖", discord.ButtonStyle.secondary),
     "rerun": ("Re-run", "🔁", discord.ButtonStyle.secondary),
 }
+
+
+def again_custom_id(action: str, job_id: str) -> str:
+    return f"stylebot:again:{action}:{job_id}"
 
 
 class CancelButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:cancel:(?P<job>{JOB_ID})"):
@@ -53,9 +58,7 @@ class CancelButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:cancel:(
     async def callback(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
         try:
             interaction.extras["job_id"] = self.job_id
-            await interaction.client.jobs.cancel_by(
-                self.job_id, interaction.user.id, interaction.permissions, interaction.guild_id
-            )
+            await interaction.client.jobs.cancel_by(self.job_id, interaction.user)
             await interaction.response.send_message(messages.cancelling(self.job_id), ephemeral=True)
         except Exception as exc:
             await handle_interaction_error(interaction, exc)
@@ -66,9 +69,7 @@ class AgainButton(
 ):
     def __init__(self, action: str, job_id: str) -> None:
         label, emoji, style = AGAIN_ACTIONS[action]
-        super().__init__(
-            ui.Button(label=label, emoji=emoji, style=style, custom_id=f"stylebot:again:{action}:{job_id}")
-        )
+        super().__init__(ui.Button(label=label, emoji=emoji, style=style, custom_id=again_custom_id(action, job_id)))
         self.action = action
         self.job_id = job_id
 
@@ -85,6 +86,13 @@ class AgainButton(
             await handle_interaction_error(interaction, exc)
 
 
+def is_result_message(message: discord.Message, job_id: str) -> bool:
+    """Whether `message` shows `job_id`'s result: an attachment and the job's result buttons."""
+    wanted = {again_custom_id(action, job_id) for action in AGAIN_ACTIONS}
+    ids = {getattr(child, "custom_id", None) for row in message.components for child in getattr(row, "children", ())}
+    return bool(message.attachments) and wanted <= ids
+
+
 def progress_view(job_id: str) -> ui.View:
     view = ui.View(timeout=None)
     view.add_item(CancelButton(job_id))
@@ -96,6 +104,53 @@ def result_view(job_id: str) -> ui.View:
     for action in AGAIN_ACTIONS:
         view.add_item(AgainButton(action, job_id))
     return view
+
+
+class QueuePager(ui.View):
+    """Previous / Next under a /queue answer that needs more than one page. Each click lists the
+    queue afresh (it moves while someone reads it) and keeps the page in range; only the member
+    who ran /queue can page (the answer is private to them anyway)."""
+
+    def __init__(self, owner_id: int, pages: Callable[[], list[str]], *, count: int, timeout: float = 300.0) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        self.pages = pages
+        self.page = 0
+        self.interaction: discord.Interaction[Any] | None = None  # the /queue command, to tidy up on timeout
+        self._sync(count)
+
+    def _sync(self, count: int) -> None:
+        self.page = max(0, min(self.page, count - 1))
+        self.previous.disabled = self.page == 0
+        self.next.disabled = self.page >= count - 1
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(messages.NOT_YOUR_LISTING, ephemeral=True)
+        return False
+
+    async def _turn(self, interaction: discord.Interaction[Any], by: int) -> None:
+        pages = self.pages()
+        self.page += by
+        self._sync(len(pages))
+        await interaction.response.edit_message(content=pages[self.page], view=self)
+
+    @ui.button(label="Previous", emoji="◀️", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction[Any], button: ui.Button[Any]) -> None:
+        await self._turn(interaction, -1)
+
+    @ui.button(label="Next", emoji="▶️", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction[Any], button: ui.Button[Any]) -> None:
+        await self._turn(interaction, +1)
+
+    async def on_timeout(self) -> None:
+        if self.interaction is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await self.interaction.edit_original_response(view=None)
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, item: ui.Item[Any], /) -> None:
+        await handle_interaction_error(interaction, error)
 
 
 class StyleModal(ui.Modal, title="Stylize this image"):

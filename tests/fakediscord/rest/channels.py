@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import payloads as P
+from ..core import Context
 from ..errors import DiscordError, form_error
 from ..recording import RecordedRequest
 from ..routing import Route
@@ -20,9 +21,16 @@ from ..state import Channel, Message, MessageFlag, Perm
 from .base import Resource
 
 _MESSAGE = "/channels/{channel_id}/messages/{message_id}"
+# Create Message: "If enforce_nonce is true and a message was created by the same author with the same
+# nonce in the past few minutes, that message is returned and no new message is created."
+NONCE_WINDOW = 5 * 60.0
 
 
 class ChannelsResource(Resource):
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self._nonces: dict[str, tuple[int, float]] = {}  # the bot's nonces -> (message id, when)
+
     def routes(self) -> list[Route]:
         return [
             Route("GET", "/channels/{channel_id}", self.get_channel),
@@ -87,7 +95,16 @@ class ChannelsResource(Resource):
         self.require(ch, needed)
         if int(body.get("flags") or 0) & MessageFlag.EPHEMERAL:
             raise form_error("flags", "MESSAGE_FLAGS_INVALID", "Ephemeral messages need an interaction")
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            earlier = self._nonces.get(str(nonce))
+            if earlier is not None and self.ctx.clock.now() - earlier[1] <= NONCE_WINDOW:
+                existing = self.state.messages.get(earlier[0])
+                if existing is not None and not existing.deleted:
+                    return P.message(self.state, existing)  # the same message again, not a second one
         msg = self.ctx.messages.create(ch, self.state.bot_user, body, rec.files)
+        if nonce is not None:
+            self._nonces[str(nonce)] = (msg.id, self.ctx.clock.now())
         await self.ctx.events.message("MESSAGE_CREATE", msg)
         return P.message(self.state, msg)
 

@@ -11,9 +11,10 @@ a line small and grey, `<@id>` mentions a user, `<#id>` a channel.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from stylecore.notes import Note
 from stylecore.option_specs import OPTION_SPECS
 from stylecore.options import StyleOptions
 
@@ -31,14 +32,6 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
-
-
-def fmt_gib(n_bytes: object) -> str:
-    """A byte count as GiB for people ("1.5 GiB", "140 GiB"); "?" when unknown."""
-    if not isinstance(n_bytes, int):
-        return "?"
-    gib = n_bytes / 2**30
-    return f"{gib:.1f} GiB" if gib < 10 else f"{gib:.0f} GiB"
 
 
 def _names(perms: Iterable[str]) -> str:
@@ -137,6 +130,14 @@ def sent_as(fmt: str, limit_bytes: int) -> str:
     return f"Sent as {fmt.upper()} to fit the upload limit ({limit_bytes // 1024} KB)"
 
 
+SENT_SMALLER = "Sent as a smaller JPEG: the full-size picture could not be uploaded"
+
+
+RESULT_UNDELIVERED = (
+    "your picture was made, but Discord wouldn't take the upload, even as a smaller JPEG. Please run it again."
+)
+
+
 def done(
     job_id: str,
     options: Mapping[str, Any],
@@ -174,9 +175,25 @@ def paused(job_id: str, options: Mapping[str, Any]) -> str:
     )
 
 
-def executor_note(note: str | None) -> str | None:
+_MEMORY = {"gpu": "GPU memory", "ram": "memory"}
+# How each of the executor's notes (stylecore.notes) reads; a code not listed here (an executor newer
+# than this bot) reads as the note's own English.
+_NOTES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "ran_smaller": lambda p: (
+        f"Ran at {p['size']} px instead of {p['asked']} px: not enough {_MEMORY.get(p['memory'], 'memory')}"
+    ),
+    "oom_retry": lambda p: f"Ran out of memory at {p['size']} px; retrying at {p['smaller']} px",
+    "alone_after_oom": lambda p: f"The batch of {p['jobs']} jobs ran out of memory; retrying this job on its own",
+    "worker_lost_retry": lambda p: "The worker running this job was lost; retrying",
+}
+
+
+def executor_note(note: Note | None) -> str | None:
     """The executor's word on a run (ran smaller, retried...) as one line for the job's message."""
-    return _one_line(note)
+    if note is None:
+        return None
+    render = _NOTES.get(note.code)
+    return render(note.args) if render is not None else _one_line(str(note))
 
 
 def failed_privately(job_id: str, message: str) -> str:
@@ -186,6 +203,7 @@ def failed_privately(job_id: str, message: str) -> str:
 _FAILURE_REASONS: dict[str, str] = {
     "bad_input": "I couldn't use one of the images: {error}",
     "worker_lost": "The worker running your job stopped unexpectedly. Please try again.",
+    "no_worker": "No worker could start to run your job, so it was stopped. Please try again in a few minutes.",
     "oom": "That ran out of memory; try a smaller size.",
     "timeout": "That took too long and was stopped; try fewer steps or a smaller size.",
     "shutdown": "The bot is restarting; your job will be picked up again when it's back.",
@@ -233,15 +251,38 @@ def queue_entry(
     return f"`{job_id}` {where}{left}{owner}"
 
 
-def queue_listing(lines: Sequence[str], *, admin: bool, others: int) -> str:
-    """/queue: your jobs (an admin: every job in the server), or why the list is empty."""
-    if lines:
-        title = "**All jobs in this server**" if admin else "**Your jobs**"
-        return "\n".join([title, *lines])
-    if admin:
-        return "No jobs are queued or running here."
-    text = NO_ACTIVE_JOBS
-    return f"{text} ({others} job(s) from others are in the queue.)" if others else text
+MESSAGE_LIMIT = 2000  # characters in a message's content (Discord's Create Message docs)
+QUEUE_PAGE_LINES = 15  # jobs per /queue page, however short their lines
+
+
+def queue_pages(
+    lines: Sequence[str], *, admin: bool, others: int, limit: int = MESSAGE_LIMIT, per_page: int = QUEUE_PAGE_LINES
+) -> list[str]:
+    """/queue as pages that each fit one message (a busy server's queue is far longer than 2,000
+    characters): your jobs (an admin: every job in the server), or why the list is empty. A page
+    names its number when there is more than one."""
+    if not lines:
+        if admin:
+            return ["No jobs are queued or running here."]
+        text = NO_ACTIVE_JOBS
+        return [f"{text} ({others} job(s) from others are in the queue.)" if others else text]
+    title = f"**All jobs in this server** ({len(lines)})" if admin else f"**Your jobs** ({len(lines)})"
+    room = limit - len(title) - len(" · page 999/999") - 1
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for line in lines:
+        line = line[:room]  # a single line never outgrows a page
+        if chunks[-1] and (len(chunks[-1]) >= per_page or used + 1 + len(line) > room):
+            chunks.append([])
+            used = 0
+        chunks[-1].append(line)
+        used += 1 + len(line)
+    if len(chunks) == 1:
+        return ["\n".join([title, *chunks[0]])]
+    return ["\n".join([f"{title} · page {i}/{len(chunks)}", *chunk]) for i, chunk in enumerate(chunks, 1)]
+
+
+NOT_YOUR_LISTING = "Those buttons page through someone else's /queue; run /queue yourself."
 
 
 NO_ACTIVE_JOBS = "You have no jobs queued or running."
@@ -297,6 +338,9 @@ def cooldown(left: float, cooldown_seconds: float) -> str:
     )
 
 
+NO_WORKERS = "I can't run jobs right now: none of my workers could start. Please try again in a few minutes."
+
+
 def queue_full(detail: object) -> str:
     return f"The queue is full right now ({detail}). Please try again in a few minutes."
 
@@ -344,7 +388,12 @@ def bot_lacks(perms: Iterable[str]) -> str:
 
 
 NOT_ADMIN = "You need the Manage Server permission to change StyleBot's settings."
-NOT_YOUR_JOB = "Only the person who started this job, or someone with Manage Messages, can cancel it."
+BLOCKED_MEMBER = "You can't use StyleBot: its operator has blocked your account."
+BLOCKED_SERVER = "StyleBot isn't available in this server: its operator has blocked it."
+NOT_YOUR_JOB = (
+    "Only the person who started this job, or someone with Manage Messages in the channel where it runs, can cancel it."
+)
+JOB_ELSEWHERE = "That result belongs to another server (or to someone else's DMs), so its buttons don't work here."
 
 
 def unknown_job(job_id: str) -> str:
@@ -357,6 +406,10 @@ def forgotten_job(job_id: str) -> str:
 
 def already_finished(job_id: str, state: str | None = None) -> str:
     return f"Job `{job_id}` has already finished ({state})." if state else f"Job `{job_id}` has already finished."
+
+
+def job_removed(job_id: str) -> str:
+    return f"Job `{job_id}` was taken down by the bot's operator."
 
 
 def inputs_expired(ttl_seconds: float) -> str:
@@ -401,97 +454,5 @@ def slow_down(retry_after: float) -> str:
     return f"Slow down a little; try again in {retry_after:.0f} s."
 
 
-# -- server settings (admins) ---------------------------------------------------------------
-
-
-def settings_table(rows: Iterable[tuple[str, str, str, bool]]) -> str:
-    """`/stylebot config show`: (key, value, description, overridden) per setting."""
-    lines = ["**StyleBot settings for this server**"]
-    for key, value, description, overridden in rows:
-        mark = "" if overridden else " *(default)*"
-        lines.append(f"`{key}` = **{value}**{mark}\n-# {description}")
-    return "\n".join(lines)
-
-
-def setting_changed(key: str, value: str) -> str:
-    return f"`{key}` is now **{value}**."
-
-
-def setting_reset(key: str, value: str) -> str:
-    return f"`{key}` is back to its default: **{value}**."
-
-
-ALL_SETTINGS_RESET = "All settings are back to their defaults."
-
-
-def cannot_set(key: str, problem: object) -> str:
-    return f"Can't set `{key}`: {problem}"
-
-
-def cannot_reset_alone(key: str, problem: object) -> str:
-    return f"Can't reset `{key}` alone: {problem}. Reset the other one too."
-
-
-def beyond_bound(value: str, bound: str, *, floor: bool) -> str:
-    """A server setting past the bot-wide bound its operator set."""
-    if floor:
-        return f"{value} is below this bot's minimum of {bound}, set by its operator"
-    return f"{value} is above this bot's ceiling of {bound}, set by its operator"
-
-
-def default_above_max(default_key: str, default: str, max_key: str, maximum: str) -> str:
-    return f"{default_key} ({default}) can't be above {max_key} ({maximum})"
-
-
-def unknown_setting(key: str, known: Iterable[str]) -> str:
-    return f"unknown setting {key!r}; choose one of: {', '.join(known)}"
-
-
-def bad_channels(token: str) -> str:
-    return f"expected channel mentions like #art or channel ids, or 'all'; got {token!r}"
-
-
-def channels(channel_ids: Sequence[int]) -> str:
-    return " ".join(f"<#{c}>" for c in channel_ids) if channel_ids else "all channels"
-
-
-# -- /stylebot status -----------------------------------------------------------------------
-
-
-def worker_line(info: Mapping[str, Any]) -> str:
-    """One worker as an operator needs it: where it runs, whether it is up, how large a job fits."""
-    device = str(info.get("device") or "starting")
-    if info.get("gpu"):
-        device += f" ({info['gpu']}, {fmt_gib(info.get('memory_total'))})"
-    state = "ready" if info.get("ready", True) else "down"
-    max_side = info.get("max_side")
-    if isinstance(max_side, int):
-        fits = f"jobs up to {max_side} px fit in {fmt_gib(info.get('memory_budget'))}" if max_side else "no job fits"
-    else:
-        fits = "no memory cap"
-    return f"`{info.get('slot', '?')}` {device} · {state} · {fits}"
-
-
-def status(
-    kind: str, workers: list[Mapping[str, Any]], running: int, queued: int, *, max_size: int, default_size: int
-) -> str:
-    """The bot's state for admins, and whether this server's size limit fits the workers."""
-    lines = [f"**StyleBot status** — {kind} executor, {len(workers)} worker(s)"]
-    lines += [worker_line(w) for w in workers] or ["no worker is up yet"]
-    lines.append(f"Jobs: {running} running, {queued} waiting")
-    lines.append(f"This server: sizes up to {max_size} px (default {default_size} px)")
-    warning = size_warning(max_size, workers)
-    if warning:
-        lines.append(warning)
-    return "\n".join(lines)
-
-
-def size_warning(max_size: int, workers: list[Mapping[str, Any]]) -> str | None:
-    """A warning when members may ask for more pixels than the smallest worker's memory holds."""
-    sides = [w["max_side"] for w in workers if isinstance(w.get("max_side"), int)]
-    if not sides or max_size <= min(sides):
-        return None
-    return (
-        f"-# ⚠️ `max_size` is above what fits in a worker's memory ({min(sides)} px): larger jobs run "
-        "at the largest size that fits, and their message says so."
-    )
+# Server admins' and the operator's wording (settings, status, health, operator controls).
+from bot.messages.admin import *  # noqa: E402, F403
