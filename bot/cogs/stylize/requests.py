@@ -118,7 +118,7 @@ async def from_interaction(
         interaction.extras["public_defer"] = True
         if inputs is None:
             assert content is not None and style is not None
-            inputs = await service.uploads.fetch_pair(content, style, interaction.user.id)
+            inputs = await service.fetch_inputs(content, style, interaction.user.id)
         record = new_record(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or 0,
@@ -207,7 +207,7 @@ async def from_message(
     check_attachment(content, "content image", service.config.max_input_bytes)
     check_attachment(style, "style image", service.config.max_input_bytes)
     async with service.admission(settings, guild_id, message.author.id) as admission:
-        inputs = await service.uploads.fetch_pair(content, style, message.author.id)
+        inputs = await service.fetch_inputs(content, style, message.author.id)
         record = new_record(
             guild_id=guild_id,
             channel_id=message.channel.id,
