@@ -252,8 +252,12 @@ class JobService:
             if not can_manage_job(user.id, perms, record.owner_id):
                 raise NotYourJob(messages.NOT_YOUR_JOB)
         follower = self.followers.get(job_id)
-        if record.state not in ("queued", "running") or (follower is not None and follower.ended):
-            raise JobNotFound(messages.already_finished(job_id, record.state))
+        if follower is not None and follower.ended:
+            # Its end is known but still being delivered (the row says so only once it is shown).
+            raise JobNotFound(messages.already_finished(job_id, follower.last.kind if follower.last else None))
+        if record.state not in ("queued", "running"):
+            shown = record.state if record.state not in ACTIVE_STATES else None
+            raise JobNotFound(messages.already_finished(job_id, shown))
         if follower is None:
             # A row with no running job behind it (its process died): settle it here.
             await self.set_state(record, "cancelled")
