@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakediscord import FakeDiscord, RateLimitReport, RecordedRequest
+from fakediscord.ratelimits import EARLY_GRACE
 
 from bot import messages
+from bot.bot import SHUTDOWN_MARGIN
 from bot.config import BotConfig
 from soak.botproc import BotProcess, Sample
 from soak.faults import FaultLog
@@ -33,7 +35,9 @@ from soak.world import JOB_ID, PAUSED, TERMINAL, terminal_kind
 MiB = 2**20
 RSS_LIMIT = 1024 * MiB
 RSS_GROWTH_LIMIT = 100 * MiB
-EXIT_SLACK = 15.0  # seconds past the shutdown grace a SIGTERM may take
+# Seconds past the shutdown grace a SIGTERM may take: the bot's own budget past the grace, and
+# time for the interpreter and its workers to end on a CPU the soak keeps busy.
+EXIT_SLACK = SHUTDOWN_MARGIN + 10.0
 _HOOK_EDIT = re.compile(r"/webhooks/\d+/[^/]+/messages/(@original|\d+)")
 _CHANNEL_EDIT = re.compile(r"/channels/\d+/messages/(\d+)")
 
@@ -56,7 +60,7 @@ def admission_refusal(answer: str) -> str | None:
 
 
 def cancel_answers(job_id: str) -> set[str]:
-    states = (None, "done", "failed", "cancelled", "queued", "running")
+    states = (None, *TERMINAL)  # an answer names how the job ended, never a state it was in
     return {messages.cancelling(job_id), *(messages.already_finished(job_id, s) for s in states)}
 
 
@@ -239,6 +243,8 @@ class Audit:
             elif c.answer not in cancel_answers(c.job_id):
                 self.fail(f"the {c.how} cancel of job {c.job_id} got {c.answer!r}")
             kinds[f"{c.how} at {c.moment}"] += 1
+        if not any(c.sent for c in self.load.cancels):
+            self.fail("no cancel reached the bot: cancelling was not exercised")
         self.facts["cancels"] = dict(kinds)
 
     # -- faults ---------------------------------------------------------------------------------
@@ -288,24 +294,29 @@ class Audit:
     # -- rate limits ----------------------------------------------------------------------------
 
     def check_rate_limits(self) -> None:
-        """Every dishonoured request is judged: one the same client had already been refused (the
-        same request sent again before its `retry_after`) is a bug anywhere; any dishonoured request
-        on an interaction token's routes is a bug, because discord.py sends those one at a time;
-        on a channel's bot-token buckets one request can overtake another that was just refused
-        (fakediscord's README, "Rate limits"), which is counted but is not the bot ignoring a 429."""
-        refused: dict[tuple[Any, ...], list[RecordedRequest]] = {}
+        """Every dishonoured request is judged: the same request sent again before the retry_after
+        of its own earlier 429 is a bug anywhere; any dishonoured request on an interaction token's
+        routes is a bug, because discord.py sends those one at a time; on a channel's bot-token
+        buckets one request can overtake another that was just refused, or reach the bucket after
+        its own wait but before a later reset announced to another request (fakediscord's README,
+        "Rate limits"): counted, but not the bot ignoring a 429."""
+        refused: dict[tuple[Any, ...], list[Any]] = {}  # signature -> the limiter's 429 events for it
         overtaken = 0
         for r in self.fd.requests:
             if not r.api or r.status != 429:
                 continue
-            sig = _signature(r)
-            earlier = refused.get(sig, [])
-            refused.setdefault(sig, []).append(r)
             event = self._event_of(r)
-            if event is None or event.reason != "dishonoured":
+            if event is None:
                 continue
-            if earlier:
-                self.fail(f"{r.method} {r.path} was sent again before the retry_after of its own 429")
+            sig = _signature(r)
+            earlier = refused.setdefault(sig, [])
+            too_soon = [e for e in earlier if event.at < e.at + e.retry_after - EARLY_GRACE]
+            earlier.append(event)
+            if too_soon:
+                waited, told = event.at - too_soon[-1].at, too_soon[-1].retry_after
+                self.fail(f"{r.method} {r.path} was sent again {waited:.2f} s after a 429 that said {told:g} s")
+            elif event.reason != "dishonoured":
+                continue
             elif r.path.startswith(("/webhooks/", "/interactions/")):
                 self.fail(f"{r.method} {r.path} reached a rate-limited interaction bucket before its reset")
             else:
@@ -317,11 +328,12 @@ class Audit:
             self.fail("the fake sent no 429 at all: the rate-limit handling was not exercised")
         self.facts["429s"] = (
             f"{rep.sent_429} sent ({exhausted} bucket full, {forced} forced, {rep.dishonoured} dishonoured "
-            f"of which {overtaken} overtaken on a shared channel bucket)"
+            f"of which {overtaken} on a shared channel bucket)"
         )
 
     def _event_of(self, r: RecordedRequest) -> Any:
-        """The limiter's record of the 429 that answered `r` (the latest one for its route before it)."""
+        """The limiter's record of the 429 that answered `r`: the latest for its route and bucket
+        at or before `r.at` (the limiter stamps a 429 with the request's arrival, just before)."""
         best = None
         for e in self.report.events:
             if e.method == r.method and e.path == r.path and e.bucket == r.rate_limited and e.at <= r.at:

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
+DATABASE = "stylebot.sqlite3"  # in STYLEBOT_DATA_DIR (BotConfig.db_path)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -155,6 +156,12 @@ class BotProcess:
             elif inside and text in line:
                 return True
         return False
+
+    def job_ids(self) -> set[str]:
+        """Every job the bot has accepted so far: it writes a job's row before it queues the job."""
+        path = Path(self.env["STYLEBOT_DATA_DIR"]) / DATABASE
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+            return {row[0] for row in db.execute("SELECT job_id FROM jobs")}
 
     def workers(self) -> list[int]:
         pid = self.pid

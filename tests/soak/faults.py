@@ -109,8 +109,11 @@ async def inject(load: Load, bot: BotProcess, restart: Callable[[], Awaitable[No
         log.restarts += 1
 
         # The hang: no cancel may reach the stopped worker's job (its stop request would get the
-        # worker killed too), so the executor's job timeout is what has to catch it.
-        load.cancels_open.clear()
+        # worker killed too), so the executor's job timeout is what has to catch it. Which job that
+        # is cannot be seen from outside: cancels wait until the worker is chosen and the ones sent
+        # have been carried out; then only cancels of jobs accepted before the SIGSTOP wait (the bot
+        # writes a job's row before it queues the job), since a later one cannot be on that worker.
+        load.freeze(None)
         with contextlib.suppress(TimeoutError):
             await fd.wait_until(lambda: load.cancels_pending() == 0, 60, "cancelled jobs to end")
         pid = await _busy_worker(load, bot, rng, timeout=180)
@@ -119,6 +122,7 @@ async def inject(load: Load, bot: BotProcess, restart: Callable[[], Awaitable[No
         else:
             timed_out_before = _failed_for(load, "timeout")
             os.kill(pid, signal.SIGSTOP)
+            load.freeze(bot.job_ids())
             log.stops.append(pid)
             load.note(f"SIGSTOP worker {pid}")
             # The executor stops a job after job_timeout, then kills a worker that does not answer.
@@ -134,7 +138,7 @@ async def inject(load: Load, bot: BotProcess, restart: Callable[[], Awaitable[No
             except TimeoutError as exc:
                 log.notes.append(f"the stopped worker {pid}: {exc}")
     finally:
-        load.cancels_open.set()
+        load.thaw()
         load.faults_done.set()
     return log
 

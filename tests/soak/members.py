@@ -72,7 +72,8 @@ class Load:
     gate: asyncio.Event = field(default_factory=asyncio.Event)  # set while the bot takes requests
     in_flight: int = 0  # members in the middle of sending a request
     faults_done: asyncio.Event = field(default_factory=asyncio.Event)
-    cancels_open: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while a worker is hung
+    frozen: set[str] | None = field(default_factory=set)  # jobs not to be cancelled now (None: any job)
+    thawed: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while `frozen` holds any
     started: float = field(default_factory=time.monotonic)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     timeline: list[tuple[float, str]] = field(default_factory=list)
@@ -82,12 +83,11 @@ class Load:
         self.timeline.append((time.monotonic() - self.started, text))
 
     @contextlib.asynccontextmanager
-    async def turn(self, *, cancel: bool = False) -> Any:
-        """Send only while the bot is up (and a cancel only while no worker is hung); the restart
-        waits for requests being sent to be out."""
-        gates = (self.gate, self.cancels_open) if cancel else (self.gate,)
-        while not all(g.is_set() for g in gates):
-            await next(g for g in gates if not g.is_set()).wait()
+    async def turn(self, *, cancelling: str | None = None) -> Any:
+        """Send only while the bot is up (and no cancel of a job that may be on a hung worker); the
+        restart waits for requests being sent to be out."""
+        while not self.gate.is_set() or (cancelling is not None and self.is_frozen(cancelling)):
+            await (self.thawed if self.gate.is_set() else self.gate).wait()
         self.in_flight += 1
         try:
             yield
@@ -110,7 +110,20 @@ class Load:
         return within_cap and not self.faults_done.is_set()
 
     def __post_init__(self) -> None:
-        self.cancels_open.set()
+        self.thawed.set()
+
+    def freeze(self, jobs: set[str] | None) -> None:
+        """Hold back cancels of `jobs` (None: of every job) until `thaw`: a hung worker's job must be
+        caught by the job timeout, not by the stop request a cancel sends."""
+        self.frozen = None if jobs is None else set(jobs)
+        self.thawed.clear()
+
+    def is_frozen(self, job_id: str) -> bool:
+        return self.frozen is None or job_id in self.frozen
+
+    def thaw(self) -> None:
+        self.frozen = set()
+        self.thawed.set()
 
     def cancels_pending(self) -> int:
         """Cancels sent whose job has not ended yet (its worker may still be stopping it)."""
@@ -266,8 +279,7 @@ class MemberScript:
                 await load.fd.wait_until(
                     lambda: view.state_of(job_id) in (*wanted, *TERMINAL), load.params.job_timeout * 4, "moment"
                 )
-        # A hung worker must be caught by the job timeout, not by the stop request a cancel sends.
-        async with load.turn(cancel=True):
+        async with load.turn(cancelling=job_id):
             if view.state_of(job_id) in TERMINAL:
                 cancel.note = "ended before the moment came"
                 return

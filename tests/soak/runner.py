@@ -18,7 +18,7 @@ from fakediscord import FakeDiscord, RateLimitReport
 
 from bot.config import BotConfig
 from soak.audit import Audit
-from soak.botproc import BotProcess
+from soak.botproc import DATABASE, BotProcess
 from soak.faults import FaultLog, inject, sprinkle_429s
 from soak.images import hostile_files
 from soak.members import Load, MemberScript, settle
@@ -150,7 +150,7 @@ async def run_soak(params: SoakParams, workdir: Path) -> SoakResult:
         for attempt in load.attempts:
             settle(fd, attempt)
         report: RateLimitReport = fd.rate_limit_report()
-        jobs, inputs = read_database(data_dir / "stylebot.sqlite3")
+        jobs, inputs = read_database(data_dir / DATABASE)
         audit = Audit(params, fd, load, bot, report, jobs, inputs)
         audit.check(faults)
     return SoakResult(params, audit, faults, log_path)
