@@ -5,6 +5,10 @@ jobs per hour this measures the event loop's lag: a ticker sleeps `--tick` ms ov
 over and records how late it wakes up. Worker start-up (loading the network) is
 excluded from throughput because it happens once per bot start, not per job.
 
+Jobs per hour depend on whatever else the machine runs; the CPU time the workers spend per job
+(Linux /proc, user + system) depends much less on it, so `cores * 3600 / cpu_s_per_job` bounds
+what the same layout does on a quiet machine with every core to itself.
+
     python benchmarks/executor_bench.py --workers 1,2 --jobs 8 --size 64 --steps 20
 
 Prints a table; not a test. Numbers depend on the machine and on whatever else runs on it.
@@ -31,6 +35,16 @@ def _png(seed: int, w: int, h: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes `pids` have used so far (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -96,10 +110,13 @@ async def bench(
             last = ev
         return last.kind
 
+    pids = ex.worker_pids()
+    cpu0 = _cpu_seconds(pids)
     t0 = time.perf_counter()
     handles = [await ex.submit(Job(content, (style,), opts, user_id=f"user{i % 4}")) for i in range(jobs)]
     ends = await asyncio.gather(*(consume(h) for h in handles))
     wall = time.perf_counter() - t0
+    cpu = _cpu_seconds(pids) - cpu0
     stop.set()
     await monitor
     await ex.shutdown(grace=0)
@@ -111,6 +128,8 @@ async def bench(
         "jobs": jobs,
         "wall_s": wall,
         "jobs_per_h": jobs / wall * 3600,
+        "cpu_s_per_job": cpu / jobs,
+        "load": os.getloadavg()[0],
         "events": events,
         "idle_p99_ms": _pct(idle, 0.99) * 1e3,
         "lag_p50_ms": _pct(lags, 0.5) * 1e3,
@@ -141,16 +160,16 @@ def main() -> None:
         f"steps, preview every {args.preview_every}; loop ticker {args.tick:g} ms"
     )
     head = (
-        f"{'workers':>7} {'threads':>7} {'warm s':>7} {'wall s':>7} {'jobs/h':>8} {'events':>7} "
-        f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'idle p99':>8}"
+        f"{'workers':>7} {'threads':>7} {'warm s':>7} {'wall s':>7} {'jobs/h':>8} {'cpu s/job':>9} {'load':>5} "
+        f"{'events':>7} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'idle p99':>8}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
             f"{r['workers']:>7} {r['threads']:>7} {r['warm_s']:>7.1f} {r['wall_s']:>7.1f} "
-            f"{r['jobs_per_h']:>8.0f} {r['events']:>7} {r['lag_p50_ms']:>6.2f}ms {r['lag_p99_ms']:>6.2f}ms "
-            f"{r['lag_max_ms']:>6.2f}ms {r['idle_p99_ms']:>6.2f}ms"
+            f"{r['jobs_per_h']:>8.0f} {r['cpu_s_per_job']:>9.2f} {r['load']:>5.1f} {r['events']:>7} "
+            f"{r['lag_p50_ms']:>6.2f}ms {r['lag_p99_ms']:>6.2f}ms {r['lag_max_ms']:>6.2f}ms {r['idle_p99_ms']:>6.2f}ms"
         )
 
 

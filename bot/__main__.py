@@ -14,6 +14,8 @@ import logging
 import signal
 import sys
 
+import discord
+
 from bot.config import BotConfig, ConfigError
 from bot.logs import setup_logging
 
@@ -49,7 +51,14 @@ async def run(config: BotConfig) -> None:
             await asyncio.wait({runner}, timeout=1.0)
         else:
             stopper.cancel()
-            runner.result()  # re-raise a login/connection failure
+            try:
+                runner.result()  # re-raise a login/connection failure
+            except discord.PrivilegedIntentsRequired:
+                raise ConfigError(
+                    "Discord refused the Message Content intent, which STYLEBOT_MESSAGE_CONTENT=on requires: "
+                    "enable it for this application (developer portal, Bot tab), or set "
+                    "STYLEBOT_MESSAGE_CONTENT=auto to run without the reply flow"
+                ) from None
 
 
 def main() -> int:
@@ -66,8 +75,12 @@ def main() -> int:
         config.workers,
         config.data_dir,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(config))
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return 2
     return 0
 
 

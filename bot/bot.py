@@ -30,7 +30,8 @@ from bot.config import BotConfig
 from bot.db import Database
 from bot.errors import handle_interaction_error
 from bot.guild_settings import GuildSettings
-from bot.health import HealthServer, Metrics
+from bot.health import HealthServer
+from bot.metrics import Metrics
 from stylecore.executors.base import Executor
 from stylecore.imageio import IsolatedDecoder
 
@@ -98,7 +99,15 @@ class StyleBot(commands.Bot):
         """`executor` and `decoder` are shared ones (tests); by default the bot builds its own from
         `config` in `setup_hook` and closes them on shutdown."""
         intents = discord.Intents.default()
-        intents.message_content = True  # the reply flow reads attachments of messages that mention us
+        # Only the reply flow needs it: to read the image of the message a member replies to. Messages
+        # that mention the bot carry their content and attachments without it (Discord's developer docs,
+        # "Message Content Intent"), so the commands and the two-image mention work either way.
+        intents.message_content = config.message_content != "off"
+        self.metrics = Metrics(
+            counts=lambda: self.jobs.status_counts() if self.jobs else {},
+            workers=lambda: self.executor.workers() if self.executor is not None else [],
+            message_content=lambda: self.is_ready() and self.intents.message_content,
+        )
         super().__init__(
             # No prefix commands: an empty iterable of prefixes matches no message (discord.py's
             # `Bot.command_prefix`), so mentions reach only the stylize feature's listener.
@@ -108,6 +117,7 @@ class StyleBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, replied_user=False),
             activity=discord.Activity(type=discord.ActivityType.watching, name="/stylize"),
+            http_trace=self.metrics.http_trace(),  # Discord HTTP errors and 429s, for /metrics
             **options,
         )
         apply_endpoints(config)
@@ -127,7 +137,6 @@ class StyleBot(commands.Bot):
         # Uploads are fully decoded only in its disposable child processes, never in this one.
         self.decoder: IsolatedDecoder | None = decoder
         self.jobs: JobService = None  # type: ignore[assignment]  # the stylize extension sets it when it loads
-        self.metrics = Metrics(lambda: self.jobs.status_counts() if self.jobs else {})
         self.health: HealthServer | None = None
         self.started_at = time.time()
         self.recovered = 0
@@ -155,9 +164,30 @@ class StyleBot(commands.Bot):
         self._purge_task = asyncio.create_task(self._purge_loop(), name="purge-inputs")
         await self.sync_commands()
 
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """With STYLEBOT_MESSAGE_CONTENT=auto, a gateway that refuses the privileged intent (close code
+        4014, "Disallowed intent(s)": not enabled for the application in the developer portal) gets a
+        second connection without it instead of stopping the bot."""
+        try:
+            await super().connect(reconnect=reconnect)
+        except discord.PrivilegedIntentsRequired:
+            if self.config.message_content != "auto" or not self.intents.message_content:
+                raise
+            log.warning(
+                "Discord refused the Message Content intent (it is not enabled for this application in the "
+                "developer portal); connecting without it. Slash commands, the context menu and mentions with "
+                "two images work; replying to a message with an image does not. Enable the intent and restart, "
+                "or set STYLEBOT_MESSAGE_CONTENT=off to silence this."
+            )
+            # discord.py has no public setter: every IDENTIFY sends the connection state's intents
+            # (DiscordWebSocket.identify), and the Message Content bit changes no cache behaviour.
+            self._connection._intents.message_content = False
+            await super().connect(reconnect=reconnect)
+
     async def sync_commands(self) -> None:
         """Development: sync to the dev guild (instant). Otherwise sync globally, but only when the
-        command definitions changed since the last sync, so restarts don't spend the daily quota."""
+        command definitions or the application changed since the last sync, so restarts don't spend
+        the daily quota and a new token (another application, same data directory) gets its commands."""
         if self.config.dev_guild_id:
             guild = discord.Object(self.config.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -166,7 +196,8 @@ class StyleBot(commands.Bot):
             return
         if not self.config.sync_commands:
             return
-        payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True)
+        commands = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        payload = json.dumps({"application_id": self.application_id, "commands": commands}, sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()
         marker = self.config.data_dir / "commands.sha256"
         if marker.is_file() and marker.read_text().strip() == digest:

@@ -99,6 +99,7 @@ def _var(name: str | AliasChoices, default: Any, **constraints: Any) -> Any:
     return Field(default, validation_alias=name, **constraints)
 
 
+MESSAGE_CONTENT_MODES: tuple[str, ...] = ("auto", "on", "off")
 MiB = 2**20
 GiB = 2**30
 Hours = Annotated[float, _from_unit(3600.0, "hours", to=float)]
@@ -129,7 +130,9 @@ class BotConfig(BaseSettings):
     token: SecretStr = _var("DISCORD_TOKEN", SecretStr(""))
     # -- where jobs run
     executor: Annotated[Lower, AfterValidator(_one_of(KINDS))] = _var("STYLEBOT_EXECUTOR", "local")
-    workers: int = _var("STYLEBOT_WORKERS", 1, ge=1)
+    # None: the executor's own choice (one worker per GPU; on a CPU-only host see
+    # stylecore.executors.config.default_cpu_workers). A number overrides it on every host.
+    workers: int | None = _var("STYLEBOT_WORKERS", None, ge=1)
     device: Lower = _var("STYLEBOT_DEVICE", "auto")
     queue_size: int = _var("STYLEBOT_QUEUE_SIZE", ExecutorConfig().max_queue, ge=1)
     ray_address: str | None = _var("STYLEBOT_RAY_ADDRESS", None)
@@ -164,6 +167,12 @@ class BotConfig(BaseSettings):
     delivery_attempts: int = Field(4, ge=1)
     delivery_backoff: float = Field(2.0, ge=0)
     delivery_timeout: float = Field(30.0, gt=0)
+    # The privileged Message Content intent (Discord's developer docs, "Message Content Intent"): "on"
+    # requires it, "off" never asks for it, "auto" asks and connects without it when Discord refuses
+    # (close code 4014). Without it only reading the message a member replies to is lost.
+    message_content: Annotated[Lower, AfterValidator(_one_of(MESSAGE_CONTENT_MODES))] = _var(
+        "STYLEBOT_MESSAGE_CONTENT", "auto"
+    )
     # -- operations
     log_level: LogLevel = _var(AliasChoices("STYLEBOT_LOG_LEVEL", "LOG_LEVEL"), "INFO")
     shutdown_grace: float = _var("STYLEBOT_SHUTDOWN_GRACE", 60.0, ge=0)
@@ -238,7 +247,6 @@ class BotConfig(BaseSettings):
     def executor_config(self) -> dict[str, Any]:
         """Keyword arguments for `stylecore.executors.make_executor(kind, **config)`."""
         cfg: dict[str, Any] = {
-            "workers": self.workers,
             "max_queue": self.queue_size,
             # One cap for a member across servers: on jobs queued or running, so waiting ones are
             # bounded by it too (the executor's own cap on waiting jobs would otherwise bind first).
@@ -246,6 +254,8 @@ class BotConfig(BaseSettings):
             "max_per_user_queued": self.max_jobs_per_member,
             "job_timeout": self.job_timeout,
         }
+        if self.workers is not None:  # else the executor's own default (one per GPU, or its CPU rule)
+            cfg["workers"] = self.workers
         if self.device != "auto":
             cfg["device"] = self.device
         if self.memory_limit is not None:

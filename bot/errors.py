@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Any
 
 import discord
@@ -94,12 +95,30 @@ class ShuttingDown(StyleBotError):
     """The bot is draining for a restart and takes no new jobs."""
 
 
+def _unwrap(error: BaseException) -> BaseException:
+    if isinstance(error, app_commands.CommandInvokeError):
+        return error.original
+    if isinstance(error, app_commands.TransformerError) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
+def refusal_reason(error: BaseException) -> str:
+    """The kind of a refusal for the metrics: its exception's name in snake_case (`too_many_jobs`,
+    `queue_full`, `image_error`...), a small fixed set since every refusal is one of these classes."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(_unwrap(error)).__name__).lower()
+
+
+def count_refusal(client: discord.Client, error: BaseException) -> None:
+    """Count an expected refusal in the bot's metrics (a client without them counts nothing)."""
+    metrics = getattr(client, "metrics", None)
+    if metrics is not None:
+        metrics.refused(refusal_reason(error))
+
+
 def describe(error: BaseException) -> tuple[str, bool]:
     """(message for the user, whether this was an expected refusal rather than a bug)."""
-    if isinstance(error, app_commands.CommandInvokeError):
-        error = error.original
-    elif isinstance(error, app_commands.TransformerError) and error.__cause__ is not None:
-        error = error.__cause__
+    error = _unwrap(error)
     if isinstance(error, StyleBotError):
         return str(error), True
     if isinstance(error, ImageError):
@@ -168,6 +187,7 @@ async def handle_interaction_error(interaction: discord.Interaction[Any], error:
     command = interaction.command.qualified_name if interaction.command else interaction.custom_id
     if expected:
         log.info("refused %s for user %s (job %s): %s", command, interaction.user.id, job_id, message)
+        count_refusal(interaction.client, error)
     else:
         original = getattr(error, "original", error)
         log.error(

@@ -5,8 +5,8 @@ Three probes, as Kubernetes names them (https://kubernetes.io/docs/reference/usi
 `/readyz` answers 200 only when the bot can do work now: connected to Discord, taking jobs, and
 at least one worker ready (a bot whose workers cannot start is up but useless, and says why in
 the 503's body); `/healthz` keeps its documented meaning (connected and taking jobs). Every
-probe answers JSON with `ok`. `/metrics` is the Prometheus text format. Each bot has its own
-registry so several bots in one process (tests) don't clash.
+probe answers JSON with `ok`. `/metrics` is the Prometheus text format (what it holds:
+`bot.metrics`).
 """
 
 from __future__ import annotations
@@ -16,55 +16,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-
-class Metrics:
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
-        self.registry = CollectorRegistry()
-        self._counts = counts
-        self.queued = Gauge("stylebot_jobs_queued", "Jobs waiting to start", registry=self.registry)
-        self.queued.set_function(lambda: self._counts().get("queued", 0))
-        self.running = Gauge("stylebot_jobs_running", "Jobs running now", registry=self.registry)
-        self.running.set_function(lambda: self._counts().get("running", 0))
-        self.jobs = Counter("stylebot_jobs_finished", "Jobs that ended, by outcome", ["state"], registry=self.registry)
-        for state in ("done", "failed", "cancelled"):
-            self.jobs.labels(state=state)
-        self.step_seconds = Histogram(
-            "stylebot_step_seconds",
-            "Seconds per optimisation step",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-            registry=self.registry,
-        )
-        self._last_step: dict[str, tuple[int, float]] = {}
-
-    def finished(self, state: str) -> None:
-        self.jobs.labels(state=state).inc()
-
-    def step(self, job_id: str, step: int, elapsed: float | None) -> None:
-        """Observe the mean step time since the last progress report of this job."""
-        if elapsed is None:
-            return
-        prev_step, prev_elapsed = self._last_step.get(job_id, (0, 0.0))
-        if step > prev_step and elapsed >= prev_elapsed:
-            per = (elapsed - prev_elapsed) / (step - prev_step)
-            self.step_seconds.observe(per)
-        self._last_step[job_id] = (step, elapsed)
-        if len(self._last_step) > 1000:
-            self._last_step.pop(next(iter(self._last_step)))
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
-
 
 Probe = Callable[[], dict[str, Any]]
 

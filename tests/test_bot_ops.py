@@ -20,6 +20,7 @@ import pytest
 pytest.register_assert_rewrite("bot_fixtures")
 
 from bot_fixtures import BotEnv, assert_throttled, idle_executor, image_of, job_id_of  # noqa: E402
+from fakediscord import FakeDiscord  # noqa: E402
 
 from bot import messages  # noqa: E402
 from bot.bot import SHUTDOWN_MARGIN  # noqa: E402
@@ -158,6 +159,18 @@ async def test_global_commands_are_synced_only_when_they_change(bot_env: BotEnv)
     await bot_env.stop_bot()
     await bot_env.start_bot(dev_guild_id=None)  # same definitions: no second sync
     assert len(fd.requests_matching("PUT", sync)) == 1
+    await bot_env.stop_bot()
+
+    # Another application (a new token) on the same data directory gets its commands at once.
+    async with FakeDiscord() as other:
+        assert other.application_id != fd.application_id
+        env = BotEnv(other, bot_env.data_dir, bot_env.executor.inner)
+        try:
+            await env.start_bot(dev_guild_id=None)
+            assert len(other.requests_matching("PUT", f"/applications/{other.application_id}/commands")) == 1
+            assert other.state.find_command("stylize", 1, None) is not None
+        finally:
+            await env.close()
 
 
 async def test_expired_token_continues_on_the_same_message_via_the_channel(bot_env: BotEnv) -> None:

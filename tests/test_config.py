@@ -13,6 +13,7 @@ from pydantic import AliasChoices
 from bot.config import BotConfig, ConfigError
 from bot.guild_settings import SETTINGS, Ceilings
 from stylecore.executors import KINDS, ExecutorConfig
+from stylecore.executors.config import CPU_MAX_WORKERS, default_cpu_workers
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 
@@ -205,3 +206,32 @@ def test_blocked_members_and_servers_are_lists_of_ids(env) -> None:
     env(STYLEBOT_BLOCKED_GUILDS="the bad server")
     with pytest.raises(ConfigError, match="STYLEBOT_BLOCKED_GUILDS: expected Discord ids separated by commas"):
         load()
+
+
+def test_workers_default_to_the_executors_choice_and_a_number_overrides_it(env) -> None:
+    default = load()
+    assert default.workers is None and "workers" not in default.executor_config()
+    executor = ExecutorConfig(**default.executor_config())
+    # One per GPU, torch choosing each GPU worker's threads; without GPUs the CPU rule
+    # (single-threaded workers, one per core, at most CPU_MAX_WORKERS; the cores split between them).
+    assert executor.local_pool(gpus=4, cores=32) == (4, None)
+    assert executor.local_pool(gpus=0, cores=2) == (2, 1)
+    assert executor.local_pool(gpus=0, cores=1) == (1, 1)
+    assert CPU_MAX_WORKERS == 4 and executor.local_pool(gpus=0, cores=16) == (4, 4)
+    assert default_cpu_workers(64) == CPU_MAX_WORKERS
+
+    env(STYLEBOT_WORKERS="1")
+    one = ExecutorConfig(**load().executor_config())
+    assert one.local_pool(gpus=4, cores=32) == (1, None)  # a 4-GPU host gets the one worker asked for
+    assert one.local_pool(gpus=0, cores=2) == (1, 2)
+    assert ExecutorConfig(workers=3, threads_per_worker=2).local_pool(gpus=0, cores=2) == (3, 2)
+
+
+def test_message_content_intent_setting(env) -> None:
+    assert load().message_content == "auto"
+    env(STYLEBOT_MESSAGE_CONTENT="OFF")
+    assert load().message_content == "off"
+    env(STYLEBOT_MESSAGE_CONTENT="sometimes")
+    with pytest.raises(ConfigError) as err:
+        load()
+    assert "STYLEBOT_MESSAGE_CONTENT: must be one of auto, on, off (got 'sometimes')" in str(err.value)

@@ -201,7 +201,7 @@ async def test_progress_events_arrive_in_order_with_previews(ex: Dispatcher) -> 
     assert first == second  # independent consumers see the same stream
     kinds = [e.kind for e in first]
     assert kinds[0] == "queued" and first[0].position == 1
-    assert kinds[1] == "started" and first[1].total == 6
+    assert kinds[1] == "started" and first[1].total == 6 and first[1].device == "cpu"
     assert kinds[-1] == "done" and sum(e.terminal for e in first) == 1
     steps = [e.step for e in first if e.kind == "progress"]
     assert steps == [1, 2, 3, 4, 5, 6]
@@ -218,6 +218,9 @@ async def test_progress_events_arrive_in_order_with_previews(ex: Dispatcher) -> 
     assert img.format == "PNG" and img.size == (result.width, result.height) == (32, 24)
     assert set(result.losses) >= {"content", "style", "total"}
     assert h.state == "done" and ex.get(h.job_id) is h
+    # For operators: the worker's resident memory after the job (CPU, Linux), on its slot's info.
+    assert result.memory_used is not None and result.memory_used > 50 * 2**20
+    assert any(w.get("memory_used") == result.memory_used for w in ex.workers())
 
     late = await collect(h)  # a late subscriber gets the latest state, ending with the end
     assert [e.kind for e in late] == ["queued", "started", "progress", "preview", "done"]
@@ -433,6 +436,7 @@ async def test_jobs_accepted_before_a_restart_are_all_taken_back(ex: Dispatcher)
 
 async def test_sigkill_mid_job_fails_or_retries_and_the_pool_recovers(ex: Dispatcher) -> None:
     before = sorted(ex.worker_pids())
+    lost = sum(w["lost"] for w in ex.workers())
     victim = await ex.submit(make_job("victim", steps=LONG))
     await until(victim, "progress")
     blocker = (await block_slots(ex, 1))[0]
@@ -463,6 +467,7 @@ async def test_sigkill_mid_job_fails_or_retries_and_the_pool_recovers(ex: Dispat
     assert (await waiting.result()).steps == 4  # the queued job went on, on a fresh worker
     after = await wait_for_workers(ex, 2, gone=pid)
     assert pid not in after and len(set(after) & set(before)) == 1
+    assert sum(w["lost"] for w in ex.workers()) == lost + 1  # what operators graph as workers lost
     await finish(blocker)
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore.executors import Job, JobEvent
-from stylecore.executors import worker as worker_mod
+from stylecore.executors import Job, JobEvent, device_memory
 from stylecore.executors.config import WorkerSettings
-from stylecore.executors.worker import device_fault, is_oom, memory_budget, plan_of, run_jobs
+from stylecore.executors.device_memory import memory_budget
+from stylecore.executors.worker import device_fault, is_oom, plan_of, run_jobs
 from stylecore.notes import Note
 from stylecore.options import StyleOptions
 
@@ -76,7 +76,7 @@ def test_out_of_memory_twice_fails_as_oom(monkeypatch: pytest.MonkeyPatch) -> No
 def test_memory_budget_is_the_free_gpu_memory_capped_by_the_operators_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory_budget("cpu", WorkerSettings()) is None  # CPU: nobody counts unless told
     assert memory_budget("cpu", WorkerSettings(memory_limit=5 * 2**30)) == 5 * 2**30
-    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: 8 * 2**30)  # as on a card
+    monkeypatch.setattr(device_memory, "device_free_bytes", lambda device: 8 * 2**30)  # as on a card
     assert memory_budget("cuda", WorkerSettings()) == 8 * 2**30
     assert memory_budget("cuda", WorkerSettings(memory_limit=5 * 2**30)) == 5 * 2**30
     assert memory_budget("cuda", WorkerSettings(memory_limit=9 * 2**30)) == 8 * 2**30

@@ -16,7 +16,7 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-from fakediscord import FakeDiscord, Perm, client_log_problems
+from fakediscord import FakeDiscord, Intent, Perm, client_log_problems
 from PIL import Image
 
 pytestmark = pytest.mark.timeout(60)
@@ -282,6 +282,44 @@ async def test_message_content_hidden_without_intent() -> None:
             await fd.post_message(content=f"{fd.bot_user.mention} visible")
             hidden, shown = await asyncio.wait_for(seen.get(), 5), await asyncio.wait_for(seen.get(), 5)
             assert hidden.content == "" and shown.content.endswith("visible")
+
+
+async def test_a_privileged_intent_the_application_lacks_is_refused_with_4014() -> None:
+    seen: asyncio.Queue[discord.Message] = asyncio.Queue()
+    async with FakeDiscord(privileged_intents=Intent.PRIVILEGED & ~Intent.MESSAGE_CONTENT) as fd:
+        with pytest.raises(discord.PrivilegedIntentsRequired):
+            async with fd.running(make_bot()):  # asks for MESSAGE_CONTENT
+                pass
+        assert [f["op"] for d, f in fd.gateway_log if d == "recv" and f.get("op") == 2] == [2]
+        assert fd.identify_count == 0
+
+        bot = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
+
+        @bot.event
+        async def on_message(message: discord.Message) -> None:
+            await seen.put(message)
+
+        async with fd.running(bot):
+            assert not bot.application_flags.gateway_message_content_limited
+            assert bot.application_flags.gateway_guild_members_limited
+            photo = await fd.post_message(author=fd.member, content="my cat", attachments=[("cat.png", png_bytes())])
+            await fd.post_message(
+                author=fd.member,
+                content=f"{fd.bot_user.mention} paint it",
+                attachments=[("style.png", png_bytes())],
+                reference=photo,
+                mention_author=False,
+            )
+            first, reply = await asyncio.wait_for(seen.get(), 5), await asyncio.wait_for(seen.get(), 5)
+            assert first.content == "" and not first.attachments
+            # The mention shows its own content, not that of the message it replies to.
+            assert reply.content.endswith("paint it") and reply.attachments
+            resolved = reply.reference.resolved if reply.reference else None
+            assert isinstance(resolved, discord.Message) and resolved.id == photo.id and not resolved.attachments
+            channel = bot.get_channel(fd.channel.id)
+            assert isinstance(channel, discord.TextChannel)
+            fetched = await channel.fetch_message(photo.id)  # REST hides it too
+            assert fetched.content == "" and not fetched.attachments
 
 
 async def test_rate_limit_429_is_retried() -> None:

@@ -303,6 +303,9 @@ USAGE = (
     "To stylize, reply to a message that has an image, mention me and attach the style image — "
     "or mention me with two images (content first, then style). You can also use /stylize."
 )
+_WITHOUT_REPLIES = "mention me with two images (content, then style), or use /stylize or Apps → Stylize this image"
+USAGE_WITHOUT_REPLIES = f"To stylize, {_WITHOUT_REPLIES}."
+REPLIED_TO_UNREADABLE = f"I can't see images in messages you reply to (no Message Content access): {_WITHOUT_REPLIES}."
 NO_IMAGE_IN_MESSAGE = "That message has no image attachment to stylize."
 REPLIED_TO_HAS_NO_IMAGE = (
     "The message you replied to has no image attachment. Reply to a message with an "

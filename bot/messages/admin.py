@@ -179,6 +179,7 @@ __all__ = [
     "SHUTTING_DOWN",
     "bad_channels",
     "bad_target",
+    "beyond_bound",
     "block_list",
     "blocked_by_configuration",
     "cannot_reset_alone",

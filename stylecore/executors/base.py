@@ -76,6 +76,9 @@ class JobResult:
     device: str
     notes: tuple[Note, ...] = ()  # what the user should know about the run (ran smaller, retried...)
     timelapse: bytes | None = None  # GIF/WebP when options.timelapse asked for one
+    # Bytes in use on the job's device, for operators: on CUDA the most the worker held (reserved)
+    # during the run; on CPU the worker process's resident memory at the end (None where unknown).
+    memory_used: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class JobEvent:
     # On `started`: how many jobs this one shares the worker's forward passes with, itself
     # included (None: it runs alone). Batched jobs keep their own events, cancel and result.
     batch_size: int | None = None
+    # On `started`: the device this attempt runs on ("cpu", "cuda:0"...), as the worker names it.
+    device: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -258,9 +263,11 @@ class Executor(abc.ABC):
 
     def workers(self) -> list[dict[str, Any]]:
         """One dict per worker slot for operators: `slot`, `ready`, `state` ("starting",
-        "ready" or "failed"), `pid`, `device`, and where known `error` (why the last start
-        failed), `gpu`, `memory_total`, `memory_budget` (bytes) and `max_side` (the largest
-        long side, px, a 4:3 job may have on it; None where memory is not capped)."""
+        "ready" or "failed"), `pid`, `device`, `lost` (how often a ready worker of this slot
+        died or was replaced since the executor started), and where known `error` (why the
+        last start failed), `gpu`, `memory_total`, `memory_budget`, `memory_used` (bytes; the
+        last finished job's `JobResult.memory_used`) and `max_side` (the largest long side,
+        px, a 4:3 job may have on it; None where memory is not capped)."""
         return []
 
     def ready_workers(self) -> int:

@@ -3,7 +3,8 @@
 `ExecutorConfig` is what an operator sets (`make_executor(kind, **fields)`); `WorkerSettings`
 is the part a worker process needs, derived from it by `ExecutorConfig.worker_settings` for
 every backend alike; `default_max_batch` is the one rule for how many jobs a worker stacks
-when the operator did not say. Nothing here imports torch: the caller's process reads it.
+and `default_cpu_workers` for how many local workers a machine without GPUs gets, when the
+operator did not say. Nothing here imports torch: the caller's process reads it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,21 @@ GPU_MAX_BATCH = 4
 def default_max_batch(on_gpu: bool) -> int:
     """Jobs a worker runs in one stack unless `ExecutorConfig.max_batch` says otherwise."""
     return GPU_MAX_BATCH if on_gpu else 1
+
+
+# Without GPUs, single-threaded workers, one per core: on a 2-core machine one worker with both
+# cores as torch threads spent 5-7x the CPU time per job of a single-threaded one (its OpenMP
+# threads wait for each other at every operator, and lose most when another process takes a
+# core), and finished 3.5-13x fewer jobs per hour than 2 workers x 1 thread (docs/benchmarks.md).
+# Each worker holds its own torch runtime and network (~0.6 GB resident running a small job), so
+# the count stops here and bigger machines give each worker more threads instead. (That cap is a
+# memory bound, not a measured optimum.)
+CPU_MAX_WORKERS = 4
+
+
+def default_cpu_workers(cores: int) -> int:
+    """Local workers on a machine without GPUs unless `ExecutorConfig.workers` says otherwise."""
+    return max(1, min(cores, CPU_MAX_WORKERS))
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,7 @@ class ExecutorConfig:
     """Every knob of every backend; `make_executor(kind, **fields)` builds one.
 
     Limits are per executor (so per calling process); `None` for `workers` means "one per
-    GPU" (one worker on a machine without GPUs; Ray: one actor per GPU in the cluster).
+    GPU" (local without GPUs: `default_cpu_workers`; Ray: one actor per GPU in the cluster).
     """
 
     workers: int | None = None
@@ -138,6 +154,15 @@ class ExecutorConfig:
             setup_hook=self.worker_setup_hook,
         )
 
+    def local_pool(self, gpus: int, cores: int) -> tuple[int, int | None]:
+        """(worker processes, torch threads each) for a local pool on a machine with `gpus` GPUs to
+        use and `cores` CPU cores; threads None leaves GPU workers torch's own choice."""
+        workers = self.workers or (gpus if gpus else default_cpu_workers(cores))
+        threads = self.threads_per_worker
+        if threads is None and not gpus:
+            threads = max(1, cores // workers)
+        return workers, threads
+
     def max_batch_on(self, on_gpu: bool) -> int:
         """The stack size for workers on a GPU (or not): the operator's, else the default."""
         return self.max_batch or default_max_batch(on_gpu)
@@ -149,4 +174,11 @@ class ExecutorConfig:
         return min(self.restart_delay_max, self.restart_delay * 2 ** (failures - 1))
 
 
-__all__ = ["GPU_MAX_BATCH", "ExecutorConfig", "WorkerSettings", "default_max_batch"]
+__all__ = [
+    "CPU_MAX_WORKERS",
+    "GPU_MAX_BATCH",
+    "ExecutorConfig",
+    "WorkerSettings",
+    "default_cpu_workers",
+    "default_max_batch",
+]

@@ -58,6 +58,8 @@ class Dispatcher(Executor):
         self._finished: OrderedDict[str, Handle] = OrderedDict()
         self._ready: set[int] = set()
         self._failing: dict[int, str] = {}  # slot -> why its last start failed (until it is ready)
+        self._lost: dict[int, int] = {}  # slot -> ready workers it lost (for operators' metrics)
+        self._memory_used: dict[int, int] = {}  # slot -> its last finished job's JobResult.memory_used
         # slot -> the jobs still running there; the slot stays busy until its run ends, even
         # when every job in its stack has already ended.
         self._busy: dict[int, list[Handle]] = {}
@@ -181,7 +183,14 @@ class Dispatcher(Executor):
         return out
 
     def workers(self) -> list[dict[str, Any]]:
-        return self.backend.worker_info()
+        out = []
+        for info in self.backend.worker_info():
+            slot = info.get("slot")
+            info = dict(info, lost=self._lost.get(slot, 0))
+            if slot in self._memory_used:
+                info["memory_used"] = self._memory_used[slot]
+            out.append(info)
+        return out
 
     def worker_pids(self) -> list[int]:
         """Pids of the ready workers (for fault tests and ops)."""
@@ -207,6 +216,8 @@ class Dispatcher(Executor):
 
     def slot_lost(self, slot: int) -> None:
         self._ready.discard(slot)
+        self._lost[slot] = self._lost.get(slot, 0) + 1
+        self._memory_used.pop(slot, None)  # a new process will hold its own
 
     def slot_failed(self, slot: int, why: str) -> None:
         """A (re)start failed; the backend retries it. When every slot is failing, queued jobs
@@ -398,6 +409,8 @@ class Dispatcher(Executor):
         result = final.result
         if result is not None:
             self.scheduler.finish(h.job_id, seconds=result.seconds, steps=result.steps)
+            if result.memory_used is not None and h.slot is not None:
+                self._memory_used[h.slot] = result.memory_used
         else:  # a partial run still says how fast this size goes
             self.scheduler.finish(h.job_id, seconds=h.elapsed or None, steps=h.step or None)
         self._end(h, final)

@@ -1,11 +1,12 @@
 """The default backend: a pool of spawned worker processes on this machine.
 
-One process per visible GPU (pinned with CUDA_VISIBLE_DEVICES) or N on CPU with the cores
-split between them. Each loads the network once and then serves runs over a pipe. A reader
-thread per worker turns pipe messages into event-loop callbacks, so the loop never blocks on
-a worker; the same thread notices when a worker dies (the pipe closes). Cancellation is a
-small shared array the worker polls every step, one cell per job of the run in flight: a cell
-names the job to stop by its sequence number, so a late cancel can never hit the next job.
+One process per visible GPU (pinned with CUDA_VISIBLE_DEVICES) or, without GPUs, N processes
+with the cores split between them (`ExecutorConfig.local_pool`). Each loads the network once
+and then serves runs over a pipe. A reader thread per worker turns pipe messages into
+event-loop callbacks, so the loop never blocks on a worker; the same thread notices when a
+worker dies (the pipe closes). Cancellation is a small shared array the worker polls every
+step, one cell per job of the run in flight: a cell names the job to stop by its sequence
+number, so a late cancel can never hit the next job.
 
 Every (re)start has `start_timeout` to report ready or it is killed; failed starts are
 retried with a doubling delay. Workers start without the caller's secrets (`secret_env`) in
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -164,11 +166,8 @@ class LocalBackend(Backend):
         self._loop = asyncio.get_running_loop()
         self._listener = listener
         self._gpus = await asyncio.to_thread(count_gpus, self.config)
-        self.slots = self.config.workers or max(1, len(self._gpus))
+        self.slots, threads = self.config.local_pool(len(self._gpus), os.cpu_count() or 1)
         self.max_batch = self.config.max_batch_on(bool(self._gpus))
-        threads = self.config.threads_per_worker
-        if threads is None and not self._gpus:
-            threads = max(1, (os.cpu_count() or 1) // self.slots)
         self._settings = self.config.worker_settings(threads)
         for slot in range(self.slots):
             self._first[slot] = self._loop.create_future()
@@ -318,16 +317,19 @@ class LocalBackend(Backend):
                 else:
                     w.proc.kill()
 
-        def join_all() -> None:
+        try:
+            # Polled rather than joined in a thread: a caller that stops waiting (a shutdown with a
+            # budget) cancels this cleanly, and no thread is left for asyncio.run to wait on.
+            await _wait_exited(workers, 5.0)
             for w in workers:
-                w.proc.join(timeout=5)
                 if w.proc.is_alive():
                     w.proc.kill()
-                    w.proc.join(timeout=5)
-
-        await asyncio.to_thread(join_all)
-        for w in workers:
-            w.ready = False
+            await _wait_exited(workers, 5.0)
+        finally:
+            for w in workers:
+                w.ready = False
+                if w.proc.is_alive():
+                    w.proc.kill()
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -383,3 +385,9 @@ class LocalBackend(Backend):
                 info["error"] = self._last_error[slot]
             out.append(info)
         return out
+
+
+async def _wait_exited(workers: list[_WorkerProcess], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(w.proc.is_alive() for w in workers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from stylecore.executors.base import Job, JobEvent, JobResult
 from stylecore.executors.config import WorkerSettings
+from stylecore.executors.device_memory import memory_budget, memory_used, reset_memory_peak
 from stylecore.executors.redaction import install_log_redaction, scrub_environ
 from stylecore.notes import Note
 from stylecore.options import StyleOptions
@@ -156,32 +157,6 @@ def _failed(jid: str, step: int, reason: str, message: str) -> JobEvent:
 # -- memory ----------------------------------------------------------------------------------
 
 
-def device_free_bytes(device: str) -> int | None:
-    """Bytes a new job may still allocate on `device`; None where nobody counts (CPU).
-
-    The caching allocator's reserved-but-unused blocks count as free: this process can reuse
-    them, though the driver reports them as taken.
-    """
-    import torch
-
-    dev = torch.device(device)
-    if dev.type != "cuda" or not torch.cuda.is_available():
-        return None  # (asking for CUDA without one fails in the engine, with its own message)
-    free, _ = torch.cuda.mem_get_info(dev)
-    return int(free + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev))
-
-
-def memory_budget(device: str, settings: WorkerSettings) -> int | None:
-    """What a job on `device` may use: the free device memory, capped by the operator's limit.
-
-    On CPU only the limit counts: the OS pages rather than fails, so the cap is what keeps one
-    huge job from swapping the machine to a halt.
-    """
-    free = device_free_bytes(device)
-    limit = settings.memory_limit
-    return limit if free is None else free if limit is None else min(free, limit)
-
-
 def plan_of(options: StyleOptions) -> DevicePlan:
     """The device plan the engine will choose for these options."""
     import torch
@@ -256,7 +231,7 @@ class _Reporter:
             )
 
 
-def _done_event(jid: str, result: StyleResult, notes: list[Note]) -> JobEvent:
+def _done_event(jid: str, result: StyleResult, notes: list[Note], device: str | None = None) -> JobEvent:
     from stylecore.imageio import encode_image
 
     encoded = encode_image(result.image, "png")
@@ -277,6 +252,7 @@ def _done_event(jid: str, result: StyleResult, notes: list[Note]) -> JobEvent:
         device=str(stats.device),
         notes=tuple(notes) + tuple(stats.notes),
         timelapse=result.timelapse,
+        memory_used=memory_used(device) if device is not None else None,
     )
     return JobEvent("done", jid, step=stats.steps, total=stats.steps, elapsed=stats.seconds, result=res)
 
@@ -424,10 +400,20 @@ def _run_stack(
     started = time.monotonic()
     reporters: dict[str, _Reporter] = {}
     items = []
+    try:
+        device: str | None = device_name(stack[0].options.device)  # one stack shares one device
+    except RuntimeError:  # e.g. CUDA asked of a worker without one: the engine fails each job below
+        device = None
+    if device is not None:
+        reset_memory_peak(device)
     for r in stack:
         first_note = note or (r.notes[0] if r.notes else None)
         size = len(stack) if len(stack) > 1 else None
-        emit(JobEvent("started", r.job_id, step=0, total=r.options.steps, note=first_note, batch_size=size))
+        emit(
+            JobEvent(
+                "started", r.job_id, step=0, total=r.options.steps, note=first_note, batch_size=size, device=device
+            )
+        )
         reporters[r.job_id] = rep = _Reporter(r.job_id, r.options.preview_size, emit, settings)
 
         def finished(outcome: object, r: _Runnable = r, rep: _Reporter = rep) -> None:
@@ -435,7 +421,7 @@ def _run_stack(
                 elapsed = time.monotonic() - started
                 end(JobEvent("cancelled", r.job_id, step=rep.step, total=r.options.steps, elapsed=elapsed))
             else:
-                end(_done_event(r.job_id, outcome, r.notes))  # type: ignore[arg-type]
+                end(_done_event(r.job_id, outcome, r.notes, device))  # type: ignore[arg-type]
 
         cancel = functools.partial(should_cancel, r.job_id)
         items.append(
@@ -478,10 +464,8 @@ def _run_stack(
 __all__ = [
     "RunOutcome",
     "device_fault",
-    "device_free_bytes",
     "device_name",
     "is_oom",
-    "memory_budget",
     "plan_of",
     "run_jobs",
     "start_worker",

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .state import FakeState, Interaction
+from .state import FakeState, Intent, Interaction
 
 if TYPE_CHECKING:
     from .events import Events
@@ -30,7 +30,10 @@ class Settings:
     ``heartbeat_interval_ms``: sent in HELLO; ``enforce_message_content_intent``: hide message content
     from bots without the MESSAGE_CONTENT intent
     (https://discord.com/developers/docs/events/gateway#message-content-intent);
-    ``require_synced_commands``: drivers refuse commands the bot never registered.
+    ``require_synced_commands``: drivers refuse commands the bot never registered;
+    ``privileged_intents``: the privileged intents enabled for the application in the developer portal
+    (an IDENTIFY asking for another is closed with 4014, and REST reads hide message content without
+    MESSAGE_CONTENT here).
     """
 
     token: str = "fake.bot.token"
@@ -40,6 +43,7 @@ class Settings:
     heartbeat_interval_ms: int = 41250
     enforce_message_content_intent: bool = True
     require_synced_commands: bool = False
+    privileged_intents: int = Intent.PRIVILEGED
 
 
 class Clock:

@@ -5,7 +5,8 @@ Shared by the REST handlers (the bot's own messages) and the drivers (a user's m
 produce the same events: ephemeral messages are never dispatched, guild messages need
 GUILD_MESSAGES and DMs DIRECT_MESSAGES, and a bot without MESSAGE_CONTENT gets empty content,
 attachments and embeds except in DMs, its own messages and messages that mention it
-(https://discord.com/developers/docs/events/gateway#message-content-intent).
+(https://discord.com/developers/docs/events/gateway#message-content-intent). Over REST the intents the
+application has enabled decide the same (``rest_message``).
 """
 
 from __future__ import annotations
@@ -26,16 +27,33 @@ class Events:
         self.state = state
         self.gateway = gateway
 
-    def _hide_content(self, session: GatewaySession, msg: Message) -> bool:
-        if not self.settings.enforce_message_content_intent or session.intents & Intent.MESSAGE_CONTENT:
+    def hides_content(self, msg: Message, intents: int) -> bool:
+        """Whether a bot with ``intents`` gets ``msg`` without content, attachments and embeds."""
+        if not self.settings.enforce_message_content_intent or intents & Intent.MESSAGE_CONTENT:
             return False
         bot_id = self.state.bot_user.id
         if msg.guild_id is None or msg.author.id == bot_id:
             return False
         return not any(u.id == bot_id for u in msg.mentions)
 
+    def message_payload(self, msg: Message, intents: int) -> dict[str, Any]:
+        """``msg`` as a bot with ``intents`` sees it; the message it replies to is judged on its own."""
+        ref = None
+        if msg.reference is not None and msg.reference.get("message_id"):
+            ref = self.state.messages.get(int(msg.reference["message_id"]))
+        return P.message(
+            self.state,
+            msg,
+            hide_content=self.hides_content(msg, intents),
+            hide_referenced=self.hides_content(ref, intents) if ref is not None else None,
+        )
+
+    def rest_message(self, msg: Message) -> dict[str, Any]:
+        """``msg`` read over REST, where the application's enabled intents decide what is hidden."""
+        return self.message_payload(msg, self.settings.privileged_intents)
+
     def _message_event(self, msg: Message, session: GatewaySession) -> dict[str, Any]:
-        data = P.message(self.state, msg, hide_content=self._hide_content(session, msg))
+        data = self.message_payload(msg, session.intents)
         if msg.guild_id is not None:
             data["guild_id"] = str(msg.guild_id)
             guild = self.state.guilds.get(msg.guild_id)

@@ -2,7 +2,8 @@
 (https://discord.com/developers/docs/events/gateway).
 
 Implemented: HELLO (op 10) on connect; HEARTBEAT (op 1) answered by HEARTBEAT_ACK (op 11); IDENTIFY
-(op 2) answered by READY and one GUILD_CREATE per guild of the shard; RESUME (op 6) replaying the
+(op 2) answered by READY and one GUILD_CREATE per guild of the shard, or closed with 4014 when it asks for a
+privileged intent the application has not enabled (``Settings.privileged_intents``); RESUME (op 6) replaying the
 missed dispatches and then RESUMED, or INVALID_SESSION (op 9) when the session cannot be resumed;
 REQUEST_GUILD_MEMBERS (op 8) answered by one GUILD_MEMBERS_CHUNK; PRESENCE_UPDATE (op 3) stored;
 VOICE_STATE_UPDATE (op 4) ignored. Dispatches (op 0) carry increasing sequence numbers, are filtered
@@ -190,6 +191,9 @@ class Gateway:
         if d.get("token") != self.settings.token:
             await self._close(conn, 4004, b"Authentication failed.")
             return
+        if int(d.get("intents", 0)) & Intent.PRIVILEGED & ~self.settings.privileged_intents:
+            await self._close(conn, 4014, b"Disallowed intent(s).")
+            return
         shard = d.get("shard")
         session = GatewaySession(
             id=secrets.token_hex(16),
@@ -211,7 +215,10 @@ class Gateway:
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_url,
-            "application": {"id": str(self.state.application_id), "flags": (1 << 19) | (1 << 15)},
+            "application": {
+                "id": str(self.state.application_id),
+                "flags": P.application_flags(self.settings.privileged_intents),
+            },
             "private_channels": [],
             "relationships": [],
             "presences": [],

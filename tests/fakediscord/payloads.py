@@ -15,6 +15,7 @@ from .state import (
     Channel,
     FakeState,
     Guild,
+    Intent,
     Member,
     Message,
     Role,
@@ -232,8 +233,11 @@ def message(
     *,
     include_referenced: bool = True,
     hide_content: bool = False,
+    hide_referenced: bool | None = None,
 ) -> dict[str, Any]:
-    """A message object; ``hide_content`` mimics a bot without the MESSAGE_CONTENT intent."""
+    """A message object; ``hide_content`` mimics a bot without the MESSAGE_CONTENT intent, and
+    ``hide_referenced`` (default: the same) does for the message it replies to, which has its own
+    exemptions."""
     data: dict[str, Any] = {
         "id": s(m.id),
         "channel_id": s(m.channel_id),
@@ -292,7 +296,8 @@ def message(
             if ref is None or ref.deleted:
                 data["referenced_message"] = None
             else:
-                data["referenced_message"] = message(state, ref, include_referenced=False, hide_content=hide_content)
+                hidden = hide_content if hide_referenced is None else hide_referenced
+                data["referenced_message"] = message(state, ref, include_referenced=False, hide_content=hidden)
     return data
 
 
@@ -347,7 +352,17 @@ def app_command(cmd: AppCommand) -> dict[str, Any]:
     return data
 
 
-def application(state: FakeState, owner: User) -> dict[str, Any]:
+# The "_LIMITED" application flags an unverified app has for each privileged intent enabled in the portal
+# (https://discord.com/developers/docs/resources/application#application-object-application-flags).
+_INTENT_FLAGS = {Intent.GUILD_PRESENCES: 1 << 13, Intent.GUILD_MEMBERS: 1 << 15, Intent.MESSAGE_CONTENT: 1 << 19}
+
+
+def application_flags(privileged_intents: int) -> int:
+    """The application's flags for the privileged intents it has enabled."""
+    return sum(flag for intent, flag in _INTENT_FLAGS.items() if privileged_intents & intent)
+
+
+def application(state: FakeState, owner: User, privileged_intents: int = Intent.PRIVILEGED) -> dict[str, Any]:
     """GET /oauth2/applications/@me: ``interactions_endpoint_url`` stays None so the gateway path is used."""
     return {
         "id": s(state.application_id),
@@ -360,7 +375,7 @@ def application(state: FakeState, owner: User) -> dict[str, Any]:
         "bot_public": True,
         "bot_require_code_grant": False,
         "verify_key": "0" * 64,
-        "flags": (1 << 19) | (1 << 15),
+        "flags": application_flags(privileged_intents),
         "owner": user(owner),
         "team": None,
         "bot": user(state.bot_user),

@@ -38,7 +38,7 @@ from .ratelimits import RateLimiter, RateLimitReport
 from .recording import RecordedRequest, compile_pattern
 from .rest import Cdn, build_routes
 from .routing import Router
-from .state import Channel, FakeState, Guild, Interaction, Member, Perm, Role, User
+from .state import Channel, FakeState, Guild, Intent, Interaction, Member, Perm, Role, User
 
 log = logging.getLogger("fakediscord")
 
@@ -73,6 +73,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
     heartbeat_interval_ms = _Setting()
     enforce_message_content_intent = _Setting()
     require_synced_commands = _Setting()
+    privileged_intents = _Setting()
 
     def __init__(
         self,
@@ -88,6 +89,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
         heartbeat_interval_ms: int = 41250,
         enforce_message_content_intent: bool = True,
         require_synced_commands: bool = False,
+        privileged_intents: int = Intent.PRIVILEGED,
         strict: bool = True,
         strict_rate_limits: bool = False,
         auto_install: bool = True,
@@ -110,6 +112,7 @@ class FakeDiscord(Observing, WorldBuilding, InteractionDriving, ModalSubmitting)
             heartbeat_interval_ms=heartbeat_interval_ms,
             enforce_message_content_intent=enforce_message_content_intent,
             require_synced_commands=require_synced_commands,
+            privileged_intents=privileged_intents,
         )
         self.state = FakeState(bot_name=bot_name)
         self.clock = Clock()

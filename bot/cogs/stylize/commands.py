@@ -25,7 +25,7 @@ from bot.cogs.stylize.parameters import Declared, describe_declared
 from bot.cogs.stylize.service import JobService
 from bot.cogs.stylize.uploads import DownloadSlots, Uploads
 from bot.cogs.stylize.views import AgainButton, CancelButton, QueuePager, StyleModal
-from bot.errors import BadInput, Blocked, JobNotFound, describe
+from bot.errors import BadInput, Blocked, JobNotFound, count_refusal, describe
 from stylecore.imageio import ImageLimits
 
 if TYPE_CHECKING:
@@ -125,15 +125,21 @@ class Stylize(commands.Cog):
                     referenced = await message.channel.fetch_message(message.reference.message_id)
                 except discord.HTTPException:
                     referenced = None
+        message_content = self.bot.intents.message_content
         try:
             if referenced is None and not image_attachments(message):
-                raise BadInput(messages.USAGE)
-            content, style = requests.pick_message_images(message, referenced)
+                raise BadInput(messages.USAGE if message_content else messages.USAGE_WITHOUT_REPLIES)
+            content, style = requests.pick_message_images(
+                message,
+                referenced,
+                referenced_readable=referenced is None or requests.readable(referenced, me.id, message_content),
+            )
             await requests.from_message(self.service, message, content, style)
         except Exception as exc:
             text, expected = describe(exc)
             if expected:
                 log.info("refused reply-flow job from %s: %s", message.author.id, text)
+                count_refusal(self.bot, exc)
             else:
                 log.error("reply flow failed for message %s", message.id, exc_info=exc)
             try:

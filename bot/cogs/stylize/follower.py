@@ -98,6 +98,8 @@ class JobFollower:
         self.note = note  # shown while queued (e.g. "resumed after a restart")
         self.run_note: str | None = None  # the executor's word on this attempt (ran smaller, retried...)
         self.task: asyncio.Task[None] | None = None
+        self.waiting_since: float | None = time.monotonic()  # for the queue-wait metric
+        self.running_since: float | None = None  # and the job-duration one
 
     @property
     def ended(self) -> bool:
@@ -154,10 +156,17 @@ class JobFollower:
 
     async def _on_event(self, ev: JobEvent) -> None:
         rec, opts = self.record, self.record.options
+        metrics = self.service.metrics
         if ev.kind == "queued":
+            if self.waiting_since is None:  # back in the queue (its worker was lost)
+                self.waiting_since = time.monotonic()
             self.note = messages.executor_note(ev.note) or self.note  # e.g. "the worker ... was lost; retrying"
             self._show(messages.queued(rec.job_id, opts, ev.position, ev.eta, note=self.note))
         elif ev.kind == "started":
+            if self.waiting_since is not None:
+                if metrics is not None:
+                    metrics.started(time.monotonic() - self.waiting_since, ev.device, opts.get("size"))
+                self.waiting_since, self.running_since = None, time.monotonic()
             rec.state, rec.started_at = "running", time.time()
             self.run_note = messages.executor_note(ev.note)
             await self.service.db.update_job(rec.job_id, state="running", started_at=rec.started_at)
@@ -165,8 +174,8 @@ class JobFollower:
         elif ev.kind == "preview" and ev.preview:
             self.editor.preview(ev.preview)
         elif ev.kind == "progress" and ev.step is not None and ev.total:
-            if self.service.metrics is not None:
-                self.service.metrics.step(rec.job_id, ev.step, ev.elapsed)
+            if metrics is not None:
+                metrics.step(rec.job_id, ev.step, ev.elapsed)
             self._show(messages.running(rec.job_id, opts, ev.step, ev.total, ev.eta, ev.loss, note=self.run_note))
 
     # -- the end ----------------------------------------------------------------------------
@@ -192,7 +201,7 @@ class JobFollower:
             return
         message = messages.failure(ev.error, ev.reason)
         await self._deliver(Frame(messages.failed(rec.job_id, rec.options, message), files=()))
-        await self.service.set_state(rec, "failed", error=f"{ev.reason}: {ev.error}")
+        await self.service.set_state(rec, "failed", error=f"{ev.reason}: {ev.error}", reason=ev.reason)
         log.warning("job %s failed (%s): %s", rec.job_id, ev.reason, ev.error)
         await self._tell_privately(message)
 
@@ -222,6 +231,9 @@ class JobFollower:
         rec = self.record
         encoded = await asyncio.to_thread(fit_result, res.png, res.width, res.height, rec.filesize_limit)
         note = messages.sent_as(encoded.fmt, rec.filesize_limit) if encoded.fmt != "png" else None
+        metrics = self.service.metrics
+        if note is not None and metrics is not None:
+            metrics.sent_reencoded(encoded.fmt)
         frame = self._result_frame(res, encoded, note)
 
         async def smaller() -> Frame | None:
@@ -239,6 +251,8 @@ class JobFollower:
             log.error("job %s: the result could not be delivered (%s)", rec.job_id, failed)
             await self._tell_privately(why)
             return
+        if metrics is not None and self.running_since is not None:
+            metrics.done(time.monotonic() - self.running_since, res.device, rec.options.get("size"))
         await self.service.set_state(rec, "done", seconds=res.seconds)
         shown = "a smaller JPEG" if delivered.frame is not frame else f"{encoded.width}x{encoded.height} {encoded.fmt}"
         log.info("job %s done in %.1fs (%s)", rec.job_id, res.seconds, shown)

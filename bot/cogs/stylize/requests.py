@@ -176,17 +176,27 @@ async def run_again(service: JobService, interaction: discord.Interaction[Any], 
 # -- messages (the reply flow) --------------------------------------------------------------
 
 
+def readable(message: discord.Message, me_id: int, message_content: bool) -> bool:
+    """Whether the bot is shown `message`'s attachments: always with the Message Content intent,
+    without it only in DMs, in its own messages and in messages that mention it (Discord's
+    developer docs, "Message Content Intent"); others arrive with no attachments at all."""
+    if message_content or message.guild is None or message.author.id == me_id:
+        return True
+    return any(u.id == me_id for u in message.mentions)
+
+
 def pick_message_images(
-    message: discord.Message, referenced: discord.Message | None
+    message: discord.Message, referenced: discord.Message | None, *, referenced_readable: bool = True
 ) -> tuple[discord.Attachment, discord.Attachment]:
-    """Reply flow: (replied-to image, attached style) or the message's own first two images."""
+    """Reply flow: (replied-to image, attached style) or the message's own first two images.
+    `referenced_readable` False: the replied-to message's attachments were withheld from the bot."""
     own = image_attachments(message)
     if referenced is not None:
         theirs = image_attachments(referenced)
         if theirs and own:
             return theirs[0], own[0]
         if not theirs and len(own) < 2:
-            raise BadInput(messages.REPLIED_TO_HAS_NO_IMAGE)
+            raise BadInput(messages.REPLIED_TO_HAS_NO_IMAGE if referenced_readable else messages.REPLIED_TO_UNREADABLE)
     if len(own) >= 2:
         return own[0], own[1]
     raise BadInput(messages.NEED_STYLE_IMAGE)

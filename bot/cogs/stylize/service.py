@@ -48,7 +48,7 @@ from stylecore.options import StyleOptions
 if TYPE_CHECKING:
     from bot.cogs.stylize.uploads import Uploads
     from bot.config import BotConfig
-    from bot.health import Metrics
+    from bot.metrics import Metrics
     from stylecore.executors.admission import Reservation
 
 log = logging.getLogger(__name__)
@@ -232,13 +232,19 @@ class JobService:
         self.followers.pop(job_id, None)
 
     async def set_state(
-        self, record: JobRecord, state: str, *, seconds: float | None = None, error: str | None = None
+        self,
+        record: JobRecord,
+        state: str,
+        *,
+        seconds: float | None = None,
+        error: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        """A job's final state in its row and in the metrics."""
+        """A job's final state in its row and in the metrics (`reason`: why it failed)."""
         record.state = state
         await self.db.update_job(record.job_id, state=state, finished_at=time.time(), seconds=seconds, error=error)
         if self.metrics is not None:
-            self.metrics.finished(state)
+            self.metrics.finished(state, reason)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -376,7 +382,7 @@ class JobService:
                     log.warning("job %s: could not re-queue after restart: %s", record.job_id, exc)
                     reason = messages.requeue_failed(exc)
             if reason is not None:
-                await self.set_state(record, "failed", error=f"recovery: {reason}")
+                await self.set_state(record, "failed", error=f"recovery: {reason}", reason="recovery")
                 try:
                     await target.edit(Frame(messages.failed(record.job_id, record.options, reason)))
                 except Exception as exc:

@@ -35,4 +35,4 @@ class ApplicationResource(Resource):
         }
 
     async def application(self, rec: RecordedRequest) -> Any:
-        return P.application(self.state, self.state.application_owner)
+        return P.application(self.state, self.state.application_owner, self.ctx.settings.privileged_intents)

@@ -82,7 +82,7 @@ class ChannelsResource(Resource):
             around = int(rec.query["around"])
             msgs.sort(key=lambda m: abs(m.id - around))
             msgs = sorted(msgs[:limit], key=lambda m: m.id, reverse=True)
-        return [P.message(self.state, m) for m in msgs[:limit]]
+        return [self.ctx.events.rest_message(m) for m in msgs[:limit]]
 
     async def create_message(self, rec: RecordedRequest, channel_id: str) -> Any:
         ch = self.channel(channel_id)
@@ -111,7 +111,7 @@ class ChannelsResource(Resource):
     async def get_message(self, rec: RecordedRequest, channel_id: str, message_id: str) -> Any:
         ch, msg = self._message(channel_id, message_id)
         self.require(ch, Perm.READ_MESSAGE_HISTORY)
-        return P.message(self.state, msg)
+        return self.ctx.events.rest_message(msg)
 
     async def edit_message(self, rec: RecordedRequest, channel_id: str, message_id: str) -> Any:
         ch, msg = self._message(channel_id, message_id)

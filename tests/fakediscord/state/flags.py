@@ -87,6 +87,9 @@ class Intent:
     GUILD_MESSAGE_REACTIONS = 1 << 10
     DIRECT_MESSAGES = 1 << 12
     MESSAGE_CONTENT = 1 << 15
+    # Privileged: an IDENTIFY asking for one the application has not enabled is closed with 4014
+    # (https://discord.com/developers/docs/events/gateway#privileged-intents).
+    PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
 
 class ChannelType:
