@@ -157,11 +157,16 @@ class BotProcess:
                 return True
         return False
 
-    def job_ids(self) -> set[str]:
-        """Every job the bot has accepted so far: it writes a job's row before it queues the job."""
+    def job_states(self) -> dict[str, tuple[str, str]]:
+        """(state, error) of every job the bot has accepted so far, by id: it writes a job's row
+        before it queues the job, and its state as soon as the executor reports a change."""
         path = Path(self.env["STYLEBOT_DATA_DIR"]) / DATABASE
+        if not path.exists():
+            return {}
         with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
-            return {row[0] for row in db.execute("SELECT job_id FROM jobs")}
+            return {
+                job: (state, error or "") for job, state, error in db.execute("SELECT job_id, state, error FROM jobs")
+            }
 
     def workers(self) -> list[int]:
         pid = self.pid

@@ -18,10 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot import messages
 from soak.botproc import BotProcess
 from soak.members import Load
-from soak.world import TERMINAL
 
 KILL_TRIES = 3
 EDIT_ROUTES = (
@@ -51,18 +49,27 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _failed_for(load: Load, reason: str) -> int:
-    """Jobs whose message shows they failed for the executor's `reason`."""
-    text = messages.failure(None, reason)
-    return sum(1 for m in load.view.bot_messages() if TERMINAL["failed"] in m.content and text in m.content)
+def _failed_rows(rows: dict[str, tuple[str, str]], reason: str) -> int:
+    return sum(1 for state, error in rows.values() if state == "failed" and error.startswith(reason))
+
+
+def _outcome(bot: BotProcess, before: dict[str, tuple[str, str]], reason: str) -> str | None:
+    """After a fault hit a worker (`before`: the bot's jobs just before): "landed" once a job has
+    failed for `reason` in the bot's database, "missed" when every job that was running then has
+    ended otherwise (the worker was between jobs), None until one of them is known."""
+    rows = bot.job_states()
+    if _failed_rows(rows, reason) > _failed_rows(before, reason):
+        return "landed"
+    running = [job for job, (state, _) in before.items() if state == "running"]
+    return "missed" if all(rows.get(job, ("gone", ""))[0] != "running" for job in running) else None
 
 
 async def _busy_worker(load: Load, bot: BotProcess, rng: random.Random, timeout: float) -> int | None:
     """A worker running a job while another job waits (so it is not between jobs for long)."""
 
     def pick() -> int | None:
-        counts = load.view.counts()
-        if counts.get("queued", 0) + counts.get("running", 0) < 2:
+        states = [state for state, _ in bot.job_states().values()]
+        if "running" not in states or "queued" not in states:
             return None
         busy = bot.busy_workers()
         return rng.choice(busy) if busy else None
@@ -73,28 +80,81 @@ async def _busy_worker(load: Load, bot: BotProcess, rng: random.Random, timeout:
         return None
 
 
+async def _quiet_cancels(load: Load) -> None:
+    """Hold back every cancel and let the ones sent be carried out: a worker hit by a fault must not
+    also be stopping a cancelled job, or it is the cancel, not the fault, that the bot handles."""
+    load.freeze(None)
+    with contextlib.suppress(TimeoutError):
+        await load.fd.wait_until(lambda: load.cancels_pending() == 0, 60, "cancelled jobs to end")
+
+
+def _hit(load: Load, bot: BotProcess, pid: int, sig: signal.Signals) -> dict[str, tuple[str, str]]:
+    """Send `sig` to a worker; the bot's jobs just before. Cancels of those jobs wait until
+    `load.thaw()` (the bot writes a job's row before it queues the job); cancels of later jobs,
+    which cannot be on that worker, go ahead."""
+    jobs = bot.job_states()
+    os.kill(pid, sig)
+    load.freeze(set(jobs))
+    return jobs
+
+
+async def _kill(load: Load, bot: BotProcess, rng: random.Random, log: FaultLog) -> None:
+    """SIGKILL a worker in the middle of a job: that job fails as lost (tried again on a miss)."""
+    await _quiet_cancels(load)
+    for _ in range(KILL_TRIES):
+        pid = await _busy_worker(load, bot, rng, timeout=180)
+        if pid is None:
+            log.notes.append("no worker was busy with jobs waiting: no SIGKILL")
+            return
+        before = _hit(load, bot, pid, signal.SIGKILL)
+        log.kills.append(pid)
+        load.note(f"SIGKILL worker {pid}")
+        try:
+            outcome = await load.fd.wait_until(lambda b=before: _outcome(bot, b, "worker_lost"), 60, "its job")
+        except TimeoutError:
+            outcome = "unseen"
+        if outcome == "landed":
+            log.kill_landed = True
+            load.note("a job failed with its worker")
+            return
+        log.notes.append(f"SIGKILL of worker {pid}: {outcome} (it was between jobs); trying again")
+        load.freeze(None)
+
+
+async def _stop(load: Load, bot: BotProcess, rng: random.Random, log: FaultLog, *, kill_grace: float) -> None:
+    """SIGSTOP a worker in the middle of a job: the executor's job timeout stops the job, then
+    kills the worker that does not answer, and the job fails for the time limit."""
+    await _quiet_cancels(load)
+    pid = await _busy_worker(load, bot, rng, timeout=180)
+    if pid is None:
+        log.notes.append("no worker was busy with jobs waiting after the restart: no SIGSTOP")
+        return
+    before = _hit(load, bot, pid, signal.SIGSTOP)
+    log.stops.append(pid)
+    load.note(f"SIGSTOP worker {pid}")
+    deadline = load.params.job_timeout + 2 * kill_grace + 60
+    try:
+        await load.fd.wait_until(lambda: not _alive(pid), deadline, "the hung worker to be killed")
+        load.note(f"the executor killed the stopped worker {pid}")
+        # (a worker stopped between jobs is given one, so its job is the one that times out)
+        await load.fd.wait_until(
+            lambda: _outcome(bot, before, "timeout") == "landed", 60, "a job to fail for the time limit"
+        )
+    except TimeoutError as exc:
+        log.notes.append(f"the stopped worker {pid}: {exc}")
+        return
+    log.stop_landed = True
+    load.note("its job failed for the time limit")
+
+
 async def inject(load: Load, bot: BotProcess, restart: Callable[[], Awaitable[None]], *, kill_grace: float) -> FaultLog:
     """Kill a busy worker, restart the bot, then hang a busy worker; sets `load.faults_done`."""
     rng = random.Random(load.params.seed + 1)
     log = FaultLog()
     fd = load.fd
     try:
-        for _ in range(KILL_TRIES):
-            pid = await _busy_worker(load, bot, rng, timeout=180)
-            if pid is None:
-                log.notes.append("no worker was busy with jobs waiting: no SIGKILL")
-                break
-            lost_before = _failed_for(load, "worker_lost")
-            os.kill(pid, signal.SIGKILL)
-            log.kills.append(pid)
-            load.note(f"SIGKILL worker {pid}")
-            try:
-                await fd.wait_until(lambda b=lost_before: _failed_for(load, "worker_lost") > b, 60, "a lost job")
-                log.kill_landed = True
-                load.note("a job failed with its worker")
-                break
-            except TimeoutError:
-                log.notes.append(f"SIGKILL of worker {pid} hit it between jobs; trying again")
+        await _kill(load, bot, rng, log)
+        load.thaw()
 
         # The restart: while jobs wait and run, so some are paused and resumed by the next process.
         def backlog() -> bool:
@@ -108,35 +168,7 @@ async def inject(load: Load, bot: BotProcess, restart: Callable[[], Awaitable[No
         await restart()
         log.restarts += 1
 
-        # The hang: no cancel may reach the stopped worker's job (its stop request would get the
-        # worker killed too), so the executor's job timeout is what has to catch it. Which job that
-        # is cannot be seen from outside: cancels wait until the worker is chosen and the ones sent
-        # have been carried out; then only cancels of jobs accepted before the SIGSTOP wait (the bot
-        # writes a job's row before it queues the job), since a later one cannot be on that worker.
-        load.freeze(None)
-        with contextlib.suppress(TimeoutError):
-            await fd.wait_until(lambda: load.cancels_pending() == 0, 60, "cancelled jobs to end")
-        pid = await _busy_worker(load, bot, rng, timeout=180)
-        if pid is None:
-            log.notes.append("no worker was busy with jobs waiting after the restart: no SIGSTOP")
-        else:
-            timed_out_before = _failed_for(load, "timeout")
-            os.kill(pid, signal.SIGSTOP)
-            load.freeze(bot.job_ids())
-            log.stops.append(pid)
-            load.note(f"SIGSTOP worker {pid}")
-            # The executor stops a job after job_timeout, then kills a worker that does not answer.
-            deadline = load.params.job_timeout + 2 * kill_grace + 60
-            try:
-                await fd.wait_until(lambda: not _alive(pid), deadline, "the hung worker to be killed")
-                load.note(f"the executor killed the stopped worker {pid}")
-                await fd.wait_until(
-                    lambda: _failed_for(load, "timeout") > timed_out_before, 60, "its job to fail for the time limit"
-                )
-                log.stop_landed = True
-                load.note("its job failed for the time limit")
-            except TimeoutError as exc:
-                log.notes.append(f"the stopped worker {pid}: {exc}")
+        await _stop(load, bot, rng, log, kill_grace=kill_grace)
     finally:
         load.thaw()
         load.faults_done.set()
