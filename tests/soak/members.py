@@ -73,7 +73,7 @@ class Load:
     in_flight: int = 0  # members in the middle of sending a request
     faults_done: asyncio.Event = field(default_factory=asyncio.Event)
     frozen: set[str] | None = field(default_factory=set)  # jobs not to be cancelled now (None: any job)
-    thawed: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while `frozen` holds any
+    freeze_changed: asyncio.Event = field(default_factory=asyncio.Event)  # set when `frozen` changes
     started: float = field(default_factory=time.monotonic)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     timeline: list[tuple[float, str]] = field(default_factory=list)
@@ -87,7 +87,7 @@ class Load:
         """Send only while the bot is up (and no cancel of a job that may be on a hung worker); the
         restart waits for requests being sent to be out."""
         while not self.gate.is_set() or (cancelling is not None and self.is_frozen(cancelling)):
-            await (self.thawed if self.gate.is_set() else self.gate).wait()
+            await (self.freeze_changed if self.gate.is_set() else self.gate).wait()
         self.in_flight += 1
         try:
             yield
@@ -110,20 +110,21 @@ class Load:
         return within_cap and not self.faults_done.is_set()
 
     def __post_init__(self) -> None:
-        self.thawed.set()
+        self.freeze_changed.set()
 
     def freeze(self, jobs: set[str] | None) -> None:
         """Hold back cancels of `jobs` (None: of every job) until `thaw`: a hung worker's job must be
         caught by the job timeout, not by the stop request a cancel sends."""
         self.frozen = None if jobs is None else set(jobs)
-        self.thawed.clear()
+        self.freeze_changed.set()  # the cancels waiting now look again (at the new set)
+        self.freeze_changed = asyncio.Event()
 
     def is_frozen(self, job_id: str) -> bool:
         return self.frozen is None or job_id in self.frozen
 
     def thaw(self) -> None:
         self.frozen = set()
-        self.thawed.set()
+        self.freeze_changed.set()
 
     def cancels_pending(self) -> int:
         """Cancels sent whose job has not ended yet (its worker may still be stopping it)."""
