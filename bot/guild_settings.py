@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from bot import messages
 from stylecore.option_specs import OPTION_SPECS, OptionsError, OptionSpec
+from stylecore.options import StyleOptions
 
 
 class SettingError(ValueError):
@@ -100,7 +101,8 @@ class GuildSettings:
 
     default_size: int = 512
     max_size: int = 1024
-    default_steps: int = 300
+    # A cap, like the engine's own default: a run ends sooner once its image stops changing.
+    default_steps: int = StyleOptions.steps
     max_steps: int = 1000
     default_strength: float = 1.0
     preview_interval: float = 10.0

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_progress(ev: ProgressEvent) -> None:
         if bar is not None:
+            if ev.converged:  # the run stops here, before its cap: the bar ends at this step
+                bar.total = ev.step
             bar.update(ev.step - bar.n)
             bar.set_postfix(scale=f"{ev.scale}/{ev.scales}", loss=f"{ev.loss:.4g}")
 
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.timelapse and result.timelapse:
         Path(args.timelapse).write_bytes(result.timelapse)
     s = result.stats
-    print(f"wrote {out} ({s.size[0]}x{s.size[1]}) in {s.seconds:.1f}s, {s.steps} steps on {s.device}")
+    ended = f"converged at step {s.steps} of {opts.steps}" if s.converged else f"{s.steps} steps"
+    print(f"wrote {out} ({s.size[0]}x{s.size[1]}) in {s.seconds:.1f}s, {ended} on {s.device}")
     print(f"loss: total {s.total_loss:.6g}  content {s.content_loss:.6g}  style {s.style_loss:.6g}  tv {s.tv_loss:.6g}")
     return 0
 

@@ -6,16 +6,26 @@ and Ray without dragging tensors along.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image
 
 from stylecore.notes import Note
 
+# What a run accepts as an image: a PIL image, encoded bytes, or a path.
+ImageSource = Image.Image | bytes | str | os.PathLike[str]
+
 
 @dataclass
 class ProgressEvent:
-    """One step's report; `preview` is set only every `preview_every` steps."""
+    """One step's report; `preview` is set only every `preview_every` steps.
+
+    `total` is the run's cap. A run that stops because its image stopped improving sends
+    `converged=True` on its last event, at `step` < `total` (so a bar ends there); `eta` is
+    0 on the last event and otherwise counts the steps the run is expected to take.
+    """
 
     step: int
     total: int
@@ -25,14 +35,14 @@ class ProgressEvent:
     elapsed: float
     eta: float | None
     preview: Image.Image | None = None
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total if self.total else 0.0
+    converged: bool = False
 
 
 @dataclass
 class RunStats:
+    """How a run went; `converged` says it ended at `steps` because its image stopped improving
+    (before its cap), rather than by running out of steps."""
+
     steps: int
     seconds: float
     content_loss: float
@@ -42,6 +52,7 @@ class RunStats:
     size: tuple[int, int]
     device: str
     cancelled: bool = False
+    converged: bool = False
     notes: list[Note] = field(default_factory=list)
 
 
@@ -58,3 +69,8 @@ class Cancelled(Exception):
     def __init__(self, partial: StyleResult | None = None) -> None:
         super().__init__("the run was cancelled")
         self.partial = partial
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+CancelFn = Callable[[], bool]
+JobOutcome = StyleResult | Cancelled

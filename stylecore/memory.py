@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from stylecore.network import _CONV_INDEX, _VGG19_CFG
 from stylecore.notes import MEMORY_WORDS, Memory, Note
-from stylecore.options import CONTENT_LAYER, STYLE_LAYERS, StyleOptions
+from stylecore.options import CONTENT_LAYER, STYLE_LAYERS, StyleOptions, resized
+from stylecore.vgg19 import CONFIG, CONV_INDEX
 
 # Multiplies the whole estimate: allocator rounding and fragmentation, cuDNN workspaces and
 # the kernels' temporaries are real but not countable from shapes; 1.3 keeps a margin that a
@@ -39,11 +39,11 @@ class _Layer:
 
 def _layers() -> list[_Layer]:
     """VGG19's convolutions and pools up to the deepest layer a run reads, from the network's config."""
-    deepest = max(_CONV_INDEX[name] for name in (*STYLE_LAYERS, CONTENT_LAYER))
-    names = iter(_CONV_INDEX)
+    deepest = max(CONV_INDEX[name] for name in (*STYLE_LAYERS, CONTENT_LAYER))
+    names = iter(CONV_INDEX)
     out: list[_Layer] = []
     index, level, channels = 0, 0, 3
-    for v in _VGG19_CFG:
+    for v in CONFIG:
         if index > deepest:
             break
         if v == "M":
@@ -99,12 +99,9 @@ def saved_activation_bytes(
             pooled = layer.channels * _pixels(width, height, layer.level + 1)
             per += pooled * dtype_bytes + pooled * _INDEX
     by_name = {layer.name: layer for layer in _layers()}
-    # The losses run in fp32: the Gram's input is an fp32 copy unless the features already are
-    # fp32 and NCHW-contiguous (then it is a view of the ReLU output, already counted).
-    if dtype_bytes != _FP32 or channels_last:
-        for name in STYLE_LAYERS:
-            layer = by_name[name]
-            per += layer.channels * _pixels(width, height, layer.level) * _FP32
+    # A Gram reads its ReLU output in place (a view in either memory format, in the network's
+    # precision), so it saves nothing new; the content difference and the Gram differences are
+    # fp32 tensors the squares keep.
     content = by_name[CONTENT_LAYER]
     per += content.channels * _pixels(width, height, content.level) * _FP32  # (F - target) for the square
     per += sum(by_name[n].channels ** 2 for n in STYLE_LAYERS) * _FP32  # (G - target) per layer
@@ -196,9 +193,7 @@ def fit_options(
     which names the `memory` ("gpu" or "ram") that ran short. Raises MemoryError when not even
     the smallest size fits.
     """
-    from stylecore.engine import output_size
-
-    w, h = output_size(*content_size, options)
+    w, h = resized(*content_size, options.size, options.size_side)
     need = estimate_job_bytes(w, h, batch, dtype_bytes, channels_last, style_scale=options.style_scale)
     if need <= free_bytes:
         return options, None

@@ -1,8 +1,8 @@
 """VGG19 features wrapped so callers only ever hand it RGB in [0, 1].
 
-The wrapper owns the weights' input convention, truncates after the deepest layer a run
-needs (the notebook ran all 37 modules to use 6 of them), and is cached per process so a
-warm worker pays the load once.
+The wrapper owns the weights' input convention, stops after the deepest layer a run reads
+(torchvision's `vgg19().features` has 37 modules; Gatys et al. 2016 read six ReLU outputs, the
+last at conv5_1), and is cached per process so a warm worker pays the load once.
 """
 
 from __future__ import annotations
@@ -13,29 +13,9 @@ import threading
 import torch
 from torch import nn
 
+from stylecore.devices import plan_for
+from stylecore.vgg19 import CONFIG, CONV_INDEX
 from stylecore.weights import InputConvention, WeightsError, load_weights
-
-# Layer names follow the paper; each names the ReLU output after that convolution, which is
-# what the notebook actually read (torchvision's in-place ReLU overwrote the stored conv output).
-_CONV_INDEX: dict[str, int] = {
-    "conv1_1": 0,
-    "conv1_2": 2,
-    "conv2_1": 5,
-    "conv2_2": 7,
-    "conv3_1": 10,
-    "conv3_2": 12,
-    "conv3_3": 14,
-    "conv3_4": 16,
-    "conv4_1": 19,
-    "conv4_2": 21,
-    "conv4_3": 23,
-    "conv4_4": 25,
-    "conv5_1": 28,
-    "conv5_2": 30,
-    "conv5_3": 32,
-    "conv5_4": 34,
-}
-LAYER_NAMES: tuple[str, ...] = tuple(_CONV_INDEX)
 
 
 class Normalize(nn.Module):
@@ -54,32 +34,6 @@ class Normalize(nn.Module):
         return (x * self.scale - self.mean) * self.inv_std
 
 
-# torchvision's vgg19 "E" configuration: channels per conv, "M" for a 2x2 max pool.
-_VGG19_CFG: tuple[int | str, ...] = (
-    64,
-    64,
-    "M",
-    128,
-    128,
-    "M",
-    256,
-    256,
-    256,
-    256,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-)
-
-
 def vgg19_features_layout() -> nn.Sequential:
     """torchvision's `vgg19().features` module for module, built on the meta device.
 
@@ -90,7 +44,7 @@ def vgg19_features_layout() -> nn.Sequential:
     layers: list[nn.Module] = []
     in_ch = 3
     with torch.device("meta"):
-        for v in _VGG19_CFG:
+        for v in CONFIG:
             if v == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
@@ -123,7 +77,7 @@ class VGGFeatures(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        wanted = {_CONV_INDEX[name] + 1: name for name in layers}  # +1: the ReLU after the conv
+        wanted = {CONV_INDEX[name] + 1: name for name in layers}  # +1: the ReLU after the conv
         last = max(wanted)
         out: dict[str, torch.Tensor] = {}
         h = self.normalize(x)
@@ -147,8 +101,16 @@ def _cached(weights: str, device: str, channels_last: bool) -> VGGFeatures:
     return model
 
 
-def get_model(weights: str = "original", device: str | torch.device = "cpu") -> VGGFeatures:
-    """The process-wide network for these weights on this device, loaded on first use."""
+def get_model(
+    weights: str = "original", device: str | torch.device = "cpu", channels_last: bool | None = None
+) -> VGGFeatures:
+    """The process-wide network for these weights on this device, loaded on first use.
+
+    Its weights are stored channels-last where the device's fast path runs so (None: as
+    `plan_for(device)` decides), so convolutions do not reorder them on every call.
+    """
     dev = torch.device(device)
+    if channels_last is None:
+        channels_last = plan_for(dev).channels_last
     with _lock:
-        return _cached(weights, str(dev), dev.type == "cuda")
+        return _cached(weights, str(dev), channels_last)

@@ -122,7 +122,16 @@ OPTION_SPECS: dict[str, OptionSpec] = _specs(
         "which side of the image size sets",
         choices={"long": "the long side", "short": "the short side"},
     ),
-    OptionSpec("steps", int, "optimisation steps (more = slower, finer)", 1, 100_000),
+    OptionSpec("steps", int, "most optimisation steps (a run stops sooner once the image stops changing)", 1, 100_000),
+    OptionSpec("min_steps", int, "steps a run takes before it may stop as converged", 1, 100_000),
+    OptionSpec(
+        "stop_tol",
+        float,
+        "stop once the loss falls by less than this fraction of itself per step (0 = run every step)",
+        0.0,
+        1.0,
+        high_open=True,
+    ),
     OptionSpec("strength", float, "how strongly to apply the style (1 = normal)", 0.0, 10.0),
     OptionSpec("content_weight", float, "weight of the content loss (alpha in Gatys et al. 2016)", 0.0),
     OptionSpec("style_weight", float, "weight of the style loss (beta in Gatys et al. 2016)", 0.0),
@@ -130,6 +139,9 @@ OPTION_SPECS: dict[str, OptionSpec] = _specs(
     OptionSpec("optimizer", str, "how the image is optimised", choices={"adam": "Adam", "lbfgs": "L-BFGS"}),
     OptionSpec(
         "lr", float, "learning rate (in [0,1] RGB units unless lr_space is normalized)", 0.0, 10.0, low_open=True
+    ),
+    OptionSpec(
+        "lr_half_life", int, "Adam's learning rate halves every this many steps of a scale (0 = constant)", 0, 100_000
     ),
     OptionSpec(
         "lr_space",

@@ -44,6 +44,10 @@ class StyleOptions:
     size: int = 512
     size_side: SizeSide = "long"
     steps: int = 200
+    # Steps are a cap: a run ends once its loss falls by less than `stop_tol` of itself per
+    # step, after `min_steps` (stylecore.convergence); stop_tol=0 always runs the cap.
+    min_steps: int = 50
+    stop_tol: float = 0.002
     content_weight: float = 1e12
     style_weight: float = 1e9
     style_layer_weights: tuple[float, ...] = SEED_STYLE_WEIGHTS
@@ -51,6 +55,7 @@ class StyleOptions:
     strength: float = 1.0
     optimizer: Optimizer = "adam"
     lr: float = 0.02
+    lr_half_life: int = 0  # Adam's lr halves every this many steps of a scale (0: constant)
     lr_space: Literal["rgb", "normalized"] = "rgb"
     init: Init = "content"
     scales: int = 1
@@ -112,12 +117,16 @@ class StyleOptions:
 def resized(width: int, height: int, size: int, side: str = "long") -> tuple[int, int]:
     """(w, h) with the `side` ("long" or "short") at `size`, aspect kept, up or down.
 
+    The other side is truncated, not rounded, as torchvision's `transforms.Resize(size)` (and
+    its `max_size`) computes it, so a 1024x768 photo at short side 128 is 170x128 here too.
     The one sizing rule: the engine resizes by it and the scheduler estimates times by it, so
     here it needs nothing heavier than arithmetic.
     """
-    ref = max(width, height) if side == "long" else min(width, height)
-    k = size / ref
-    return max(1, round(width * k)), max(1, round(height * k))
+    # Which side is set: torchvision takes the width as the short side when w <= h.
+    width_is_set = width >= height if side == "long" else width <= height
+    ref, other = (width, height) if width_is_set else (height, width)
+    scaled = max(1, int(size * other / ref))
+    return (size, scaled) if width_is_set else (scaled, size)
 
 
 _PRESETS: dict[str, dict[str, Any]] = {
@@ -127,6 +136,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         size=400,
         size_side="short",
         steps=2000,
+        stop_tol=0.0,
+        lr_half_life=0,
         content_weight=1.0,
         style_weight=1e9,
         style_layer_weights=SEED_STYLE_WEIGHTS,

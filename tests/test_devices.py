@@ -30,13 +30,14 @@ def test_cuda_gets_bf16_autocast_channels_last_and_cudnn_benchmark(monkeypatch):
 
 
 @pytest.mark.parametrize("has_bf16", [False, True])
-def test_cpu_uses_bf16_only_with_bf16_units_and_never_channels_last(monkeypatch, has_bf16):
+def test_cpu_uses_bf16_and_channels_last_only_with_bf16_units(monkeypatch, has_bf16):
     monkeypatch.delenv("STYLECORE_FAST", raising=False)
     monkeypatch.setattr(devices_mod, "cpu_has_fast_bf16", lambda: has_bf16)
     plan = plan_for(torch.device("cpu"))
     assert plan.autocast_dtype == (torch.bfloat16 if has_bf16 else None)
-    assert not plan.channels_last
-    assert plan_for(torch.device("cpu"), fast=False).autocast_dtype is None
+    assert plan.channels_last == has_bf16
+    reference = plan_for(torch.device("cpu"), fast=False)
+    assert reference.autocast_dtype is None and not reference.channels_last
 
 
 @pytest.mark.parametrize("has_bf16", [False, True])

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from samepixels import assert_same_image
 
+import stylecore.executors.device_memory as device_memory
 import stylecore.executors.worker as worker_mod
 from stylecore.executors import Job, JobEvent, make_executor
 from stylecore.executors.base import new_job_id
@@ -152,7 +153,7 @@ def _fits(options: StyleOptions, side: int, batch: int = 1) -> int:
 
 def test_a_job_too_large_for_the_free_memory_runs_smaller_and_says_so(monkeypatch):
     job = make_job("ivy", steps=3)
-    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: _fits(job.options, 24))
+    monkeypatch.setattr(device_memory, "device_free_bytes", lambda device: _fits(job.options, 24))
     events: list[JobEvent] = []
     end = run_job(job, events.append, lambda: False, WorkerSettings(device="cpu"))
     assert end.kind == "done", end.error
@@ -161,14 +162,14 @@ def test_a_job_too_large_for_the_free_memory_runs_smaller_and_says_so(monkeypatc
     assert note["asked"] == 32 and note["size"] < 32 and note["memory"] == "ram"  # (on CUDA: "gpu")
     assert str(note).startswith("ran at ") and str(note).endswith(" px instead of 32 px: not enough memory")
     assert events[0].kind == "started" and events[0].note == note  # the user hears it at the start
-    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: 2**20)
+    monkeypatch.setattr(device_memory, "device_free_bytes", lambda device: 2**20)
     end = run_job(job, lambda ev: None, lambda: False, WorkerSettings(device="cpu"))
     assert end.kind == "failed" and end.reason == "oom"
 
 
 def test_jobs_that_fit_only_one_at_a_time_run_one_after_another(monkeypatch, pair, solo):
     free = _fits(pair[0].options, 32)  # one 32 px job fits, two together do not
-    monkeypatch.setattr(worker_mod, "device_free_bytes", lambda device: free)
+    monkeypatch.setattr(device_memory, "device_free_bytes", lambda device: free)
     events: list[JobEvent] = []
     ends = run_batch(pair, events.append, lambda jid: False, WorkerSettings(device="cpu"))
     assert [e.batch_size for e in events if e.kind == "started"] == [None, None]

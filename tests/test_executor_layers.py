@@ -7,8 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 # Loads `stylecore` as a bare namespace, bypassing stylecore/__init__.py, so that what is
 # checked is the executor package's own imports.
 _BARE_STYLECORE = """
@@ -39,9 +37,6 @@ assert not loaded, loaded
 
 
 def test_importing_stylecore_executors_leaves_torch_out() -> None:
-    probe = _run("import stylecore, sys; print('torch' in sys.modules)")
-    if probe.stdout.strip() == "True":
-        pytest.xfail("stylecore/__init__.py imports the engine (and so torch) eagerly")
     proc = _run("import stylecore.executors, sys; assert 'torch' not in sys.modules")
     assert proc.returncode == 0, proc.stderr
 

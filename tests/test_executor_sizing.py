@@ -71,3 +71,34 @@ def test_stack_key_matches_the_output_size(size: tuple[int, int]) -> None:
 
     opts = StyleOptions(size=32)
     assert stack_key(size, opts)[0] == output_size(*size, opts)
+
+
+async def _queued_etas(options: StyleOptions) -> list[float]:
+    """ETAs two queued jobs are given on one (never ready) worker slot."""
+    from bot_fixtures import idle_executor
+
+    ex = idle_executor(workers=1, device="cpu", max_queue=10)
+    await ex.start()
+    try:
+        handles = [await ex.submit(Job(_png(64, 48), (_png(64, 48),), options, user_id=f"u{i}")) for i in range(2)]
+        etas = []
+        for h in handles:
+            async for ev in h.events():
+                assert ev.kind == "queued" and ev.eta is not None
+                etas.append(ev.eta)
+                break
+        return etas
+    finally:
+        await ex.shutdown(grace=0)
+
+
+async def test_queue_etas_count_the_steps_a_run_is_expected_to_take_not_its_cap() -> None:
+    from stylecore.convergence import expected_steps
+
+    converging = StyleOptions(size=64, steps=1000)
+    fixed = converging.replace(stop_tol=0.0)  # runs its whole cap, as the seed preset does
+    assert expected_steps(fixed) == 1000 and expected_steps(converging) < 1000
+    early, full = await _queued_etas(converging), await _queued_etas(fixed)
+    # Same machine model in both: the ETAs scale with the steps charged to each job.
+    for e, f in zip(early, full, strict=True):
+        assert e / f == pytest.approx(expected_steps(converging) / 1000, rel=1e-6)

@@ -185,3 +185,16 @@ def test_a_job_error_that_is_not_a_device_fault_leaves_the_worker_in_service(mon
     out = run_jobs([job], lambda ev: None, lambda jid: False, WorkerSettings(device="cpu"))
     assert out.fault is None
     assert out.ends[job.job_id].reason == "internal" and "a bug in the engine" in out.ends[job.job_id].error
+
+
+def test_a_run_that_converges_early_reports_its_last_step_and_says_so() -> None:
+    # A tolerance no loss curve meets: the run stops at its first check after min_steps.
+    job = make_job("ivy", steps=200)
+    job = dataclasses.replace(job, options=job.options.replace(min_steps=10, stop_tol=0.9))
+    events: list[JobEvent] = []
+    # Progress is throttled to one event an hour: only the first and the last may pass.
+    end = run_job(job, events.append, lambda: False, WorkerSettings(device="cpu", progress_interval=3600.0))
+    assert end.kind == "done" and end.result is not None
+    assert end.result.converged and 10 <= end.result.steps < 200
+    progress = [e for e in events if e.kind == "progress"]
+    assert progress[-1].step == end.result.steps and progress[-1].total == 200

@@ -16,9 +16,29 @@ def test_gram_by_hand():
     assert g[0].tolist() == [[30.0, 6.0], [6.0, 2.0]]  # 1+4+9+16, 2+4, 1+1
 
 
-def test_gram_is_fp32_under_bf16_input():
-    f = torch.ones(1, 3, 4, 4, dtype=torch.bfloat16)
-    assert gram(f).dtype == torch.float32
+def test_bf16_gram_accumulates_in_fp32_and_rounds_once():
+    f = torch.rand(2, 8, 16, 16).to(torch.bfloat16)  # values exact in bf16, as autocast's features are
+    exact = gram(f.double())
+    g = gram(f)
+    assert g.dtype == torch.bfloat16
+    # 256-term sums accumulated in bf16 would drift by many ulps; in fp32 only the result is rounded
+    assert torch.allclose(g.double(), exact, rtol=2**-8, atol=0)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_equals_autograds_in_either_layout(layout):
+    f = torch.rand(2, 5, 6, 7, dtype=torch.double).contiguous(memory_format=layout).requires_grad_(True)
+    target = torch.rand(2, 5, 5, dtype=torch.double)
+
+    def by_autograd(x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(2, 5, 42)
+        return ((torch.bmm(flat, flat.transpose(1, 2)) - target) ** 2).sum()
+
+    (ours,) = torch.autograd.grad(((gram(f) - target) ** 2).sum(), f)
+    (ref,) = torch.autograd.grad(by_autograd(f), f)
+    assert torch.allclose(gram(f), gram(f.contiguous()))
+    assert torch.allclose(ours, ref)
+    assert torch.autograd.gradcheck(gram, (f,))
 
 
 def test_content_loss_is_mean_squared_difference():
@@ -27,7 +47,7 @@ def test_content_loss_is_mean_squared_difference():
     assert content_loss(a, b).item() == pytest.approx((1 + 4 + 0 + 1) / 4)
 
 
-def test_style_layer_loss_matches_notebook_formula():
+def test_style_layer_loss_by_hand():
     f = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])
     target = torch.tensor([[[28.0, 6.0], [6.0, 0.0]]])
     # Gram diff = [[2,0],[0,2]] → mean of squares = (4+4)/4 = 2 ; / (d*h*w = 2*2*2 = 8)

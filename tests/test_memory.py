@@ -7,8 +7,7 @@ import torch
 from conftest import _smooth_image
 
 from stylecore import StyleOptions
-from stylecore.devices import plan_for
-from stylecore.engine import _Objective, _targets
+from stylecore.devices import DevicePlan
 from stylecore.memory import (
     conv_flops,
     estimate_job_bytes,
@@ -17,23 +16,36 @@ from stylecore.memory import (
     saved_activation_bytes,
 )
 from stylecore.notes import Note
+from stylecore.objective import Objective, make_targets
 
 GiB = 2**30
 
 
+PLANS = {
+    "fp32": DevicePlan(torch.device("cpu"), None, False),
+    # the fast path's layout and precision (on a CPU without bf16 units oneDNN emulates it: slow, same tensors)
+    "bf16-nhwc": DevicePlan(torch.device("cpu"), torch.bfloat16, True),
+}
+
+
+@pytest.mark.parametrize("precision", sorted(PLANS))
 @pytest.mark.parametrize(("w", "h", "batch", "tv"), [(64, 48, 1, 0.0), (67, 45, 3, 0.0), (96, 64, 2, 1.0)])
-def test_activation_count_matches_what_autograd_saves(vgg, style_img, w, h, batch, tv):
-    """fp32 on CPU: every tensor autograd saves for one step's backward, by distinct storage
-    (in-place ReLUs share one), network weights left out; odd sizes check the pools' floors."""
+def test_activation_count_matches_what_autograd_saves(vgg, style_img, w, h, batch, tv, precision):
+    """Every tensor autograd saves for one step's backward on CPU, by distinct storage (in-place
+    ReLUs share one), network weights left out; odd sizes check the pools' floors."""
     opts = StyleOptions(size=w, scales=1, device="cpu", tv_weight=tv)
-    plan = plan_for(torch.device("cpu"), fast=False)
-    targets = _targets(vgg, _smooth_image(w, h, 1), [style_img], [1.0], (w, h), opts, plan)
-    objective = _Objective(vgg, [(targets, opts)] * batch, plan)
+    plan = PLANS[precision]
+    targets = make_targets(vgg, _smooth_image(w, h, 1), [style_img], [1.0], (w, h), opts, plan)
+    objective = Objective(vgg, [(targets, opts)] * batch, plan)
     weights = {t.untyped_storage().data_ptr() for t in [*vgg.parameters(), *vgg.buffers()]}
+    # autocast's bf16 copies of the weights, made once per process, are counted with the weights
+    weight_shapes = {tuple(p.shape) for p in vgg.parameters()}
     saved: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
+        if tuple(t.shape) in weight_shapes and t.dtype == plan.autocast_dtype:
+            return t
         if storage.data_ptr() not in weights and storage.nbytes() > 64:  # skip per-job scalars
             saved[storage.data_ptr()] = storage.nbytes()
         return t
@@ -41,7 +53,9 @@ def test_activation_count_matches_what_autograd_saves(vgg, style_img, w, h, batc
     u = torch.rand(batch, 3, h, w, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         objective(u * 1.0)
-    counted = saved_activation_bytes(w, h, batch, dtype_bytes=4, channels_last=False, tv=bool(tv))
+    counted = saved_activation_bytes(
+        w, h, batch, dtype_bytes=plan.activation_bytes, channels_last=plan.channels_last, tv=bool(tv)
+    )
     # exact but for the TV differences, counted at full width/height instead of one less
     assert counted == pytest.approx(sum(saved.values()), rel=1e-3)
 

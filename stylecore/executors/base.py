@@ -70,10 +70,11 @@ class JobResult:
     png: bytes
     width: int
     height: int
-    steps: int
+    steps: int  # the steps it ran: fewer than its options' cap when it converged
     seconds: float
     losses: dict[str, float]
     device: str
+    converged: bool = False  # it stopped before its cap because the image had stopped changing
     notes: tuple[Note, ...] = ()  # what the user should know about the run (ran smaller, retried...)
     timelapse: bytes | None = None  # GIF/WebP when options.timelapse asked for one
     # Bytes in use on the job's device, for operators: on CUDA the most the worker held (reserved)

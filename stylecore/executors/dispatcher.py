@@ -13,6 +13,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
+from stylecore.convergence import WINDOW, expected_steps, stops_early
 from stylecore.executors.admission import Reservation
 from stylecore.executors.backend import Backend, WorkerLost
 from stylecore.executors.base import (
@@ -148,7 +149,7 @@ class Dispatcher(Executor):
             job.job_id,
             job.user_id,
             h.pixels,
-            job.options.steps,
+            expected_steps(job.options),
             group=job.group,
             max_active=job.max_active,
             reservation=reservation,
@@ -249,9 +250,14 @@ class Dispatcher(Executor):
         return task
 
     def _running_left(self, h: Handle) -> float:
+        """Seconds a running job has left if it takes its expected steps (a run that may stop
+        early is not charged its whole cap; one already past them needs at least one more window)."""
+        steps = h.total
+        if h.job is not None and stops_early(h.job.options):
+            steps = min(h.total, max(expected_steps(h.job.options), h.step + WINDOW))
         if h.step > 0 and h.elapsed > 0:
-            return max(0.0, (h.total - h.step) * h.elapsed / h.step)
-        return self.scheduler.model.job_seconds(h.pixels, h.total)
+            return max(0.0, (steps - h.step) * h.elapsed / h.step)
+        return self.scheduler.model.job_seconds(h.pixels, steps)
 
     def _plan(self) -> list[QueuePlace]:
         """Queued jobs' positions and ETAs, foreseeing the stacks this executor will form."""

