@@ -28,6 +28,7 @@ from bot import messages
 from bot.blocklist import Blocklist
 from bot.config import BotConfig
 from bot.db import Database
+from bot.db.server_styles import ServerStyles
 from bot.errors import handle_interaction_error
 from bot.guild_settings import GuildSettings
 from bot.health import HealthServer
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.admin")
+# The admin feature owns `/stylebot`: the features after it add their subcommands to it.
+COGS: tuple[str, ...] = ("bot.cogs.stylize", "bot.cogs.admin", "bot.cogs.gallery", "bot.cogs.help", "bot.cogs.privacy")
 PURGE_EVERY = 3600.0
 # Seconds a shutdown may take past STYLEBOT_SHUTDOWN_GRACE: pausing the jobs that did not finish
 # (bot.cogs.stylize.service.SETTLE), then closing Discord, the workers and the database.
@@ -131,6 +133,7 @@ class StyleBot(commands.Bot):
             inputs_max_bytes_per_member=config.inputs_max_bytes_per_member,
             job_history=config.job_history,
         )
+        self.styles = ServerStyles(self.db, cap=config.max_server_styles)
         self._own_executor = executor is None
         self.executor: Executor | None = executor
         self._own_decoder = decoder is None

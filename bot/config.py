@@ -148,6 +148,7 @@ class BotConfig(BaseSettings):
     inputs_max_bytes_per_member: MebiBytes = _var("STYLEBOT_INPUTS_MAX_MB_PER_MEMBER", 200 * MiB, ge=0)
     max_input_bytes: MebiBytes = _var("STYLEBOT_MAX_INPUT_MB", 20 * MiB, gt=0)
     max_input_pixels: int = DEFAULT_MAX_PIXELS
+    max_server_styles: int = _var("STYLEBOT_MAX_SERVER_STYLES", 25, ge=0)  # styles a server's admins may add
     # -- admission: what one member and everyone together may have in flight
     max_jobs_per_member: int = _var("STYLEBOT_MAX_JOBS_PER_MEMBER", 5, ge=1)  # in all servers together
     max_downloads: int = _var("STYLEBOT_MAX_DOWNLOADS", 8, ge=1)  # attachments downloading at once

@@ -123,6 +123,11 @@ class GuildSettings:
         known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if k in SETTINGS}
         return dataclasses.replace(self, **known)
 
+    def limits_for(self, option: str) -> tuple[Any, Any]:
+        """(this server's default, the most its members may ask for) of a job option it bounds."""
+        default_key, max_key = next((d, m) for d, m in _DEFAULT_AND_MAX if d == f"default_{option}")
+        return getattr(self, default_key), getattr(self, max_key)
+
     def channel_allowed(self, channel_id: int | None, parent_id: int | None = None) -> bool:
         if not self.allowed_channels:
             return True

@@ -35,6 +35,7 @@ DURATION_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 WORKER_STATES: tuple[str, ...] = ("ready", "starting", "failed")
 RATE_LIMIT_SCOPES: tuple[str, ...] = ("user", "global", "shared")  # Discord's X-RateLimit-Scope
 FAILURE_REASONS: tuple[str, ...] = (*get_args(FailureReason), "recovery")  # recovery: lost in a restart
+JOB_ENDS: tuple[str, ...] = ("done", "failed", "cancelled")
 
 
 def size_bucket(size: int | None) -> str:
@@ -52,6 +53,24 @@ def device_kind(device: str | None) -> str:
     its own GPU as cuda:0, so the index says nothing; per-worker detail is in the worker metrics."""
     kind = re.match(r"[a-z]+", device or "")
     return kind.group(0) if kind else "unknown"
+
+
+def _counter(registry: CollectorRegistry, name: str, help_text: str, label: str, values: tuple[str, ...]) -> Counter:
+    """A counter by one label, every value exported at 0 from the start: a rate or an alert
+    on a value has a series before its first event."""
+    counter = Counter(name, help_text, [label], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter
+
+
+def _run_histogram(registry: CollectorRegistry, name: str, help_text: str, buckets: tuple[float, ...]) -> Histogram:
+    """Seconds per run, by device kind and output size bucket (see `size_bucket`)."""
+    return Histogram(name, help_text, ["device", "size"], buckets=buckets, registry=registry)
+
+
+def _observe_run(histogram: Histogram, seconds: float, device: str | None, size: int | None) -> None:
+    histogram.labels(device=device_kind(device), size=size_bucket(size)).observe(max(0.0, seconds))
 
 
 class _Workers(Collector):
@@ -101,31 +120,25 @@ class Metrics:
         self.queued.set_function(lambda: self._counts().get("queued", 0))
         self.running = Gauge("stylebot_jobs_running", "Jobs running now", registry=r)
         self.running.set_function(lambda: self._counts().get("running", 0))
-        self.jobs = Counter("stylebot_jobs_finished", "Jobs that ended, by outcome", ["state"], registry=r)
-        for state in ("done", "failed", "cancelled"):
-            self.jobs.labels(state=state)
-        self.failures = Counter("stylebot_job_failures", "Failed jobs by reason", ["reason"], registry=r)
-        for reason in FAILURE_REASONS:
-            self.failures.labels(reason=reason)
+        self.jobs = _counter(r, "stylebot_jobs_finished", "Jobs that ended, by outcome", "state", JOB_ENDS)
+        self.failures = _counter(r, "stylebot_job_failures", "Failed jobs by reason", "reason", FAILURE_REASONS)
         self.refusals = Counter(
             "stylebot_refusals",
             "Requests refused with a message, by reason (the refusal's kind)",
             ["reason"],
             registry=r,
         )
-        self.queue_wait = Histogram(
+        self.queue_wait = _run_histogram(
+            r,
             "stylebot_queue_wait_seconds",
             "Seconds from queueing to the start of a run, by device kind and output size",
-            ["device", "size"],
-            buckets=WAIT_BUCKETS,
-            registry=r,
+            WAIT_BUCKETS,
         )
-        self.job_duration = Histogram(
+        self.job_duration = _run_histogram(
+            r,
             "stylebot_job_duration_seconds",
             "Seconds from the start of a run to its result posted in Discord, by device kind and output size",
-            ["device", "size"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
+            DURATION_BUCKETS,
         )
         self.step_seconds = Histogram(
             "stylebot_step_seconds",
@@ -133,25 +146,26 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=r,
         )
-        self.reencoded = Counter(
+        self.reencoded = _counter(
+            r,
             "stylebot_results_reencoded",
             "Results sent as JPEG or WebP because the PNG was over the upload limit",
-            ["format"],
-            registry=r,
+            "format",
+            ("jpeg", "webp"),
         )
-        for fmt in ("jpeg", "webp"):
-            self.reencoded.labels(format=fmt)
         self.http_errors = Counter(
             "stylebot_discord_http_errors",
             "Discord HTTP answers with an error status (429s excepted), and requests that got no answer",
             ["status"],
             registry=r,
         )
-        self.rate_limited = Counter(
-            "stylebot_discord_rate_limited", "Discord HTTP 429 answers, by X-RateLimit-Scope", ["scope"], registry=r
+        self.rate_limited = _counter(
+            r,
+            "stylebot_discord_rate_limited",
+            "Discord HTTP 429 answers, by X-RateLimit-Scope",
+            "scope",
+            RATE_LIMIT_SCOPES,
         )
-        for scope in RATE_LIMIT_SCOPES:
-            self.rate_limited.labels(scope=scope)
         self.message_content = Gauge(
             "stylebot_message_content_intent",
             "1 while connected with the Message Content intent (the reply flow works), else 0",
@@ -171,11 +185,11 @@ class Metrics:
 
     def started(self, waited: float, device: str | None, size: int | None) -> None:
         """A run started after `waited` seconds in the queue."""
-        self.queue_wait.labels(device=device_kind(device), size=size_bucket(size)).observe(max(0.0, waited))
+        _observe_run(self.queue_wait, waited, device, size)
 
     def done(self, seconds: float, device: str | None, size: int | None) -> None:
         """A run's result was posted `seconds` after it started."""
-        self.job_duration.labels(device=device_kind(device), size=size_bucket(size)).observe(max(0.0, seconds))
+        _observe_run(self.job_duration, seconds, device, size)
 
     def step(self, job_id: str, step: int, elapsed: float | None) -> None:
         """Observe the mean step time since the last progress report of this job."""

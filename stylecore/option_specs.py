@@ -26,7 +26,10 @@ def _num(value: float) -> str:
 @dataclass(frozen=True)
 class OptionSpec:
     """How one option may be set. `low`/`high` are inclusive unless marked open; `choices` maps
-    each accepted value to a label for people; `optional` allows None (e.g. a random seed)."""
+    each accepted value to a label for people; `optional` allows None (e.g. a random seed);
+    `suggested` names a few values worth offering where any number in the bounds would do;
+    `per_job` marks the options a front end lets a person set on each request (the rest are for
+    operators and the command line)."""
 
     name: str
     kind: type  # int, float or str: how typed text is read
@@ -38,6 +41,22 @@ class OptionSpec:
     choices: Mapping[str, str] | None = None
     unit: str = ""
     optional: bool = False
+    suggested: Mapping[float, str] | None = None
+    per_job: bool = False
+
+    def suggestions(self, low: float | None = None, high: float | None = None) -> list[tuple[Any, str]]:
+        """The declared `suggested` values (value, name) within the bounds and within `low`..`high`
+        (a front end's narrower limits), smallest first: what a person is offered to pick from when
+        any number would do but a few are worth naming ("small", "medium", "large")."""
+        out = []
+        for value, name in sorted((self.suggested or {}).items()):
+            if (
+                self.problem(self.kind(value)) is None
+                and (low is None or value >= low)
+                and (high is None or value <= high)
+            ):
+                out.append((self.kind(value), name))
+        return out
 
     def fmt(self, value: Any) -> str:
         """A value with its unit, as messages show it ("512 px", "1.5")."""
@@ -115,14 +134,31 @@ def _specs(*specs: OptionSpec) -> dict[str, OptionSpec]:
 
 
 OPTION_SPECS: dict[str, OptionSpec] = _specs(
-    OptionSpec("size", int, "output size in pixels (the long side by default)", 16, 4096, unit="px"),
+    OptionSpec(
+        "size",
+        int,
+        "output size in pixels (the long side by default)",
+        16,
+        4096,
+        unit="px",
+        suggested={256: "small", 512: "medium", 1024: "large", 2048: "extra large"},
+        per_job=True,
+    ),
     OptionSpec(
         "size_side",
         str,
         "which side of the image size sets",
         choices={"long": "the long side", "short": "the short side"},
     ),
-    OptionSpec("steps", int, "most optimisation steps (a run stops sooner once the image stops changing)", 1, 100_000),
+    OptionSpec(
+        "steps",
+        int,
+        "most optimisation steps (a run stops sooner once the image stops changing)",
+        1,
+        100_000,
+        suggested={50: "a quick look", 100: "quick", 200: "normal", 300: "careful", 500: "fine", 1000: "finest"},
+        per_job=True,
+    ),
     OptionSpec("min_steps", int, "steps a run takes before it may stop as converged", 1, 100_000),
     OptionSpec(
         "stop_tol",
@@ -132,7 +168,10 @@ OPTION_SPECS: dict[str, OptionSpec] = _specs(
         1.0,
         high_open=True,
     ),
-    OptionSpec("strength", float, "how strongly to apply the style (1 = normal)", 0.0, 10.0),
+    # Strength scales the style weight (beta in Gatys et al. 2016, who show how the content/style
+    # ratio trades one for the other): below 0.1 the photo comes back almost unchanged, above 5 the
+    # style has drowned the content, so the range offered is where a change still shows.
+    OptionSpec("strength", float, "how strongly to apply the style (1 = normal)", 0.1, 5.0, per_job=True),
     OptionSpec("content_weight", float, "weight of the content loss (alpha in Gatys et al. 2016)", 0.0),
     OptionSpec("style_weight", float, "weight of the style loss (beta in Gatys et al. 2016)", 0.0),
     OptionSpec("tv_weight", float, "total-variation weight (smooths noise)", 0.0),
@@ -167,6 +206,7 @@ OPTION_SPECS: dict[str, OptionSpec] = _specs(
             "luminance": "Yes: transfer only brightness (luminance)",
             "histogram": "Yes: recolour the style to match (histogram)",
         },
+        per_job=True,
     ),
     OptionSpec("style_scale", float, "size of the style's features relative to the output", 0.1, 4.0),
     OptionSpec(
@@ -175,7 +215,7 @@ OPTION_SPECS: dict[str, OptionSpec] = _specs(
         "how the style image is fitted to the output",
         choices={"stretch": "stretched to the output's shape", "area": "same area, its own aspect"},
     ),
-    OptionSpec("seed", int, "random seed, for repeatable results", 0, 2**31 - 1, optional=True),
+    OptionSpec("seed", int, "random seed, for repeatable results", 0, 2**31 - 1, optional=True, per_job=True),
     OptionSpec("weights", str, "VGG19 weights: original (bundled, offline), torchvision, or PATH.pth"),
     OptionSpec("device", str, "where to run: auto, cpu, cuda or cuda:N"),
 )

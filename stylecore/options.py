@@ -27,18 +27,18 @@ SizeSide = Literal["long", "short"]
 class StyleOptions:
     """Everything that shapes a run.
 
-    Loss units are the notebook's: the content term is the mean squared conv4_2 difference
-    and each style term is the mean squared Gram difference divided by the layer's d*h*w,
-    all measured on the weights' own input scale, so `style_weight=1e9` means what it
-    meant there.
+    Loss units follow the common PyTorch rendering of Gatys et al. 2016: the content term is the
+    mean squared conv4_2 difference and each style term is the mean squared Gram difference
+    divided by the layer's d*h*w, all measured on the weights' own input scale, so
+    `style_weight=1e9` with `content_weight=1` is the usual alpha/beta ratio (the `seed` preset).
 
     The defaults were picked by measurement (docs/benchmarks.md): Adam at lr 0.02 in [0,1]
-    units (about 30x the notebook's step) reaches the notebook's 2000-step loss in ~100-200
-    steps. In these units the notebook's alpha=1 makes the content term ~1e-12 of the total,
-    so there only the tiny lr kept the photo recognisable; with a large lr the content has
-    to be held by its weight: at alpha=3e11 the judge's content score ended just above the
-    notebook's, at 1e12 well below it. The style image is stretched to the output's
-    shape as in the notebook (`style_fit="area"` keeps its aspect instead).
+    units (about 30x the seed preset's step) reaches the seed preset's 2000-step loss in
+    ~100-200 steps. In these units alpha=1 makes the content term ~1e-12 of the total, so only
+    a tiny lr keeps the photo recognisable; with a large lr the content has to be held by its
+    weight: at alpha=3e11 a fixed VGG19 scorer's content distance ended just above the seed
+    preset's, at 1e12 well below it. The style image is stretched to the output's shape, as the
+    seed preset does (`style_fit="area"` keeps its aspect instead).
     """
 
     size: int = 512
@@ -130,7 +130,8 @@ def resized(width: int, height: int, size: int, side: str = "long") -> tuple[int
 
 
 _PRESETS: dict[str, dict[str, Any]] = {
-    # The notebook, exactly: short side 400, Adam lr 0.003 in ImageNet-normalised units,
+    # Gatys et al. as commonly run in PyTorch: short side 400 (torchvision's Resize(400)), Adam
+    # (Kingma & Ba 2015) lr 0.003 in ImageNet-normalised units,
     # 2000 single-scale steps from the content image, no clamping during the run.
     "seed": dict(
         size=400,
@@ -156,7 +157,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str, **overrides: Any) -> StyleOptions:
-    """Named starting points; `seed` reproduces the notebook for comparisons."""
+    """Named starting points; `seed` is the plain Gatys et al. recipe, the baseline for comparisons."""
     if name not in _PRESETS:
         raise OptionsError(f"unknown preset {name!r}; choose one of {sorted(_PRESETS)}")
     return dataclasses.replace(StyleOptions(), **{**_PRESETS[name], **overrides}).validate()

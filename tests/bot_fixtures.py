@@ -52,6 +52,9 @@ TEST_GUILD_DEFAULTS: dict[str, Any] = {
     "max_jobs_per_user": 3,
     "cooldown_seconds": 0.0,
 }
+# A job that keeps the one CPU worker busy until the test cancels it: long in steps (the most the
+# defaults allow), never in pixels, so no test depends on how fast the machine is.
+LONG_JOB: dict[str, Any] = {"size": 32, "steps": TEST_GUILD_DEFAULTS["max_steps"]}
 EDIT_INTERVAL = 0.3  # the configured minimum between progress edits (3 s in production)
 JOB_TIMEOUT = 120.0  # generous: the machine is shared and CPU-bound
 

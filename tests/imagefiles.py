@@ -25,6 +25,11 @@ def noise(w: int, h: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
 
 
+def noise_png(w: int, h: int, seed: int = 0) -> bytes:
+    """A small photo stand-in: every pixel random, so no two seeds give the same image."""
+    return encode(noise(w, h, seed))
+
+
 def solid(color: tuple[int, int, int], size: tuple[int, int] = (32, 32)) -> Image.Image:
     return Image.new("RGB", size, color)
 

@@ -13,14 +13,10 @@ records so the test can check that no other host took part.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import sys
 import time
 from typing import Any
-
-import numpy as np
-from PIL import Image
 
 FAST_HEALTH_CHECKS = {  # notice a dead node in about a second instead of the default ~30 s
     "health_check_initial_delay_ms": 0,
@@ -29,21 +25,11 @@ FAST_HEALTH_CHECKS = {  # notice a dead node in about a second instead of the de
 }
 
 
-def _png(seed: int, w: int, h: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
 async def scenario(cluster: Any, nodes: list[Any]) -> dict[str, Any]:
     import ray
+    from executor_helpers import make_job
 
-    from stylecore.executors import Job, make_executor
-    from stylecore.options import StyleOptions
-
-    def job(user: str, steps: int) -> Job:
-        opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu")
-        return Job(_png(1, 40, 30), (_png(2, 32, 32),), opts, user_id=user)
+    from stylecore.executors import make_executor
 
     ex = make_executor(
         "ray",
@@ -66,7 +52,7 @@ async def scenario(cluster: Any, nodes: list[Any]) -> dict[str, Any]:
     ex.slot_ready = ready_logged  # type: ignore[method-assign]
     try:
         node_before = ex.workers()[0]["node_id"]
-        victim = await ex.submit(job("ann", 5000))
+        victim = await ex.submit(make_job("ann", 5000))
         victim_events: list[dict[str, Any]] = []
         progressed = asyncio.Event()
         retried_progress = asyncio.Event()
@@ -83,7 +69,7 @@ async def scenario(cluster: Any, nodes: list[Any]) -> dict[str, Any]:
 
         follower = asyncio.ensure_future(follow())
         await asyncio.wait_for(progressed.wait(), 120)
-        queued = await ex.submit(job("bob", 4))
+        queued = await ex.submit(make_job("bob", 4))
         queued_state_before = queued.state
         timeline.append("remove_node")
         removed = time.monotonic()

@@ -167,12 +167,19 @@ def _state_on_disk(bot_env: BotEnv, job_id: str) -> tuple[str, int | None]:
         return db.execute("SELECT state, message_id FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
 
 
-async def test_a_result_posted_just_before_a_crash_is_found_not_posted_again(bot_env: BotEnv) -> None:
-    fd = bot_env.fd
+async def _job_until_a_crash_at(bot_env: BotEnv, state: str, *, after_write: bool) -> Any:
+    """Starts the bot and runs a short job until the bot "dies" writing `state` (see `_crash_at`);
+    the job's interaction."""
     bot = await bot_env.start_bot(**FAST_RETRY)
-    crashed = await _crash_at(bot, "done", after_write=False)
+    crashed = await _crash_at(bot, state, after_write=after_write)
     inter = await bot_env.stylize(steps=2)
     await asyncio.wait_for(crashed.wait(), 120)
+    return inter
+
+
+async def test_a_result_posted_just_before_a_crash_is_found_not_posted_again(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    inter = await _job_until_a_crash_at(bot_env, "done", after_write=False)
     done = fd.original_message(inter)
     job_id = job_id_of(done)
     assert results_for(bot_env, job_id) == [done]  # it was posted...
@@ -189,10 +196,7 @@ async def test_a_result_posted_just_before_a_crash_is_found_not_posted_again(bot
 
 async def test_a_crash_before_the_post_runs_the_job_again_into_the_same_message(bot_env: BotEnv) -> None:
     fd = bot_env.fd
-    bot = await bot_env.start_bot(**FAST_RETRY)
-    crashed = await _crash_at(bot, "delivering", after_write=True)
-    inter = await bot_env.stylize(steps=2)
-    await asyncio.wait_for(crashed.wait(), 120)
+    inter = await _job_until_a_crash_at(bot_env, "delivering", after_write=True)
     job_id = job_id_of(fd.original_message(inter))
     await _die(bot_env)
     assert _state_on_disk(bot_env, job_id)[0] == "delivering"

@@ -31,6 +31,7 @@ from bot_fixtures import (  # noqa: E402
 from fakediscord import Overwrite, Perm  # noqa: E402
 
 from bot import messages  # noqa: E402
+from bot.guide import guide  # noqa: E402
 from stylecore.option_specs import OPTION_SPECS  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
@@ -58,7 +59,10 @@ async def test_stylize_end_to_end_with_progress_preview_and_result(bot_env: BotE
     img = image_of(final.data)
     assert img.format == "PNG" and img.size == (48, 36)
     assert "size 48 px · 12 steps · strength 1" in msg.content and "Done" in msg.content
-    assert custom_ids(msg) == [f"stylebot:again:{a}:{job_id}" for a in ("more", "less", "rerun")]
+    assert custom_ids(msg) == [
+        *(f"stylebot:again:{a}:{job_id}" for a in ("more", "less", "rerun")),
+        f"stylebot:delete:{job_id}",
+    ]
 
     # Progress: several edits of the same message, throttled, with step/% text and a preview.
     edits = bot_env.edits_of(msg.id)
@@ -103,7 +107,7 @@ async def test_result_falls_back_to_jpeg_when_over_the_upload_limit(bot_env: Bot
 
 async def test_reply_flow_and_two_attachment_mention(bot_env: BotEnv) -> None:
     fd = bot_env.fd
-    await bot_env.start_bot()
+    bot = await bot_env.start_bot()
     mention = f"<@{fd.bot_user.id}>"
     bot_env.hold_results()
     photo = await fd.post_message(author=fd.member, content="my cat", attachments=[("cat.png", CONTENT)])
@@ -143,10 +147,10 @@ async def test_reply_flow_and_two_attachment_mention(bot_env: BotEnv) -> None:
     msg2 = await fd.wait_for_message(fd.channel, result_for(both.id), timeout=120)
     assert image_of(msg2.attachments[0].data).size == (24, 48)
 
-    # A mention without images gets a usage hint, not a job.
+    # A mention without images gets the help, not a job.
     hint = await fd.post_message(author=fd.member, content=f"{mention} hello")
     reply = await fd.wait_for_message(fd.channel, lambda m: (m.reference or {}).get("message_id") == str(hint.id))
-    assert reply.content == messages.USAGE
+    assert reply.content == await guide(bot, fd.guild.id)
 
 
 async def test_context_menu_opens_modal_with_file_upload(bot_env: BotEnv) -> None:
@@ -157,11 +161,11 @@ async def test_context_menu_opens_modal_with_file_upload(bot_env: BotEnv) -> Non
     modal = await fd.wait_for_modal(inter)
     labels = [c for c in modal["components"] if c["type"] == 18]
     kinds = [c["component"]["type"] for c in labels]
-    assert kinds == [19, 4]  # a file upload and a text input, each in a label
+    assert kinds == [19, 3, 4]  # a file upload, a painting select and a text input, each in a label
     assert modal["components"][0]["component"]["custom_id"] == "stylebot:modal:style"
     strength = OPTION_SPECS["strength"]
-    assert strength.bounds() in modal["components"][1]["description"]  # from the option's declaration
-    assert modal["components"][1]["component"]["value"] == "1"  # this server's default_strength
+    assert strength.bounds() in modal["components"][2]["description"]  # from the option's declaration
+    assert modal["components"][2]["component"]["value"] == "1"  # this server's default_strength
 
     submit = await fd.submit_modal(
         inter, {"stylebot:modal:style": [("style.png", STYLE)], "stylebot:modal:strength": "2.5"}
@@ -273,13 +277,9 @@ async def test_admin_config_show_set_reset_and_refusals(bot_env: BotEnv) -> None
     clash = await fd.slash_command("stylebot config set", {"setting": "default_size", "value": "80"}, user=admin)
     assert "can't be above max_size (64 px)" in await bot_env.wait_ephemeral(clash)
 
-    # The command is hidden from members without Manage Server (default_permissions) ...
-    with pytest.raises(PermissionError, match="default_member_permissions=32"):
-        await fd.slash_command("stylebot config set", {"setting": "max_size", "value": "4096"}, user=fd.member)
-    # ... and refused at run time too, should a server admin open the command up to them.
-    nope = await fd.slash_command(
-        "stylebot config set", {"setting": "max_size", "value": "4096"}, user=fd.member, force=True
-    )
+    # /stylebot also holds help and forget, which are for everyone, so members see the group (Discord
+    # sets default permissions per top-level command) and its admin commands refuse them at run time.
+    nope = await fd.slash_command("stylebot config set", {"setting": "max_size", "value": "4096"}, user=fd.member)
     assert await bot_env.wait_ephemeral(nope) == messages.NOT_ADMIN
 
     # The settings apply: the limit is named, and the channel restriction holds.

@@ -16,11 +16,11 @@ import pytest
 
 pytest.register_assert_rewrite("bot_fixtures")
 
-from bot_fixtures import BotEnv, job_id_of  # noqa: E402
-from worker_hooks import FAULTS_ENV, HOOK  # noqa: E402
+from bot_fixtures import LONG_JOB, BotEnv, job_id_of  # noqa: E402
+from executor_helpers import hooked_local_executor  # noqa: E402
+from worker_hooks import FAULTS_ENV  # noqa: E402
 
 from bot import messages  # noqa: E402
-from stylecore.executors import make_executor  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -38,16 +38,7 @@ async def test_readyz_says_why_when_no_worker_can_start(
     faults = tmp_path / "faults"
     faults.mkdir()
     monkeypatch.setenv(FAULTS_ENV, str(faults))  # the workers started below read their switches here
-    ex = make_executor(
-        "local",
-        workers=1,
-        device="cpu",
-        threads_per_worker=1,
-        worker_setup_hook=HOOK,
-        restart_delay=0.2,
-        restart_delay_max=1.0,
-        kill_grace=5.0,
-    )
+    ex = hooked_local_executor(kill_grace=5.0)
     await ex.start()
     try:
         bot = await bot_env.start_bot(executor=ex)
@@ -58,7 +49,7 @@ async def test_readyz_says_why_when_no_worker_can_start(
             assert status == 200 and body["ok"] is True, (path, body)
         assert (await _probe(port, "/readyz"))[1]["ready_workers"] == 1
 
-        running = await bot_env.stylize(size=32, steps=2000)
+        running = await bot_env.stylize(**LONG_JOB)
         await bot_env.wait_text(running, "Stylizing")
         waiting = await bot_env.stylize(bot_env.add_member("bob"), size=32, steps=3)
         waiting_id = job_id_of(await bot_env.wait_text(waiting, "**Queued**"))

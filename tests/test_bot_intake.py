@@ -31,7 +31,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TESTS = Path(__file__).parent
 CDN = r"/(ephemeral-)?attachments/.*"
-LONG = {"size": 32, "steps": 2000}
 
 
 def png(img: Image.Image, **save: object) -> bytes:

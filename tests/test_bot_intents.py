@@ -19,6 +19,7 @@ from bot_fixtures import CONTENT, STYLE, BotEnv, image_of, make_png  # noqa: E40
 from fakediscord import Intent, Message  # noqa: E402
 
 from bot import messages  # noqa: E402
+from bot.guide import guide  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -86,7 +87,8 @@ async def test_without_the_intent_the_bot_starts_and_only_the_reply_flow_is_lost
     # A mention with no image explains only the ways that work without the intent.
     hint = await fd.post_message(author=fd.member, content=f"{mention} hello")
     usage = await fd.wait_for_message(fd.channel, answer_to(bot_env, hint))
-    assert usage.content == messages.USAGE_WITHOUT_REPLIES
+    assert usage.content == await guide(bot, fd.guild.id)
+    assert "Mention me with two images" in usage.content and "reply to a message" not in usage.content
 
 
 async def test_required_intent_stops_the_bot_and_off_never_asks_for_it(bot_env: BotEnv) -> None:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 pytest.register_assert_rewrite("bot_fixtures")
 
-from bot_fixtures import CONTENT, STYLE, BotEnv, job_id_of  # noqa: E402
+from bot_fixtures import CONTENT, LONG_JOB, STYLE, BotEnv, job_id_of  # noqa: E402
 
 from bot import messages  # noqa: E402
 from bot.bot import StyleBot  # noqa: E402
@@ -84,12 +84,13 @@ async def test_metrics_follow_jobs_refusals_workers_and_discord(bot_env: BotEnv)
     fmt = "webp" if small.attachments[0].filename.endswith(".webp") else "jpeg"
     fd.attachment_size_limit = 10 * 2**20
 
-    # Refusals, by reason: an attachment that is not an image, and a mention without images.
+    # Refusals, by reason: an attachment that is not an image, and a mention with one image only (a
+    # mention without images is a question, answered with the help, not a refusal).
     refused = await fd.slash_command(
         "stylize", {"content": ("notes.txt", b"hello", "text/plain"), "style": ("style.png", STYLE)}, user=fd.member
     )
     await bot_env.wait_ephemeral(refused)
-    hint = await fd.post_message(author=fd.member, content=f"<@{fd.bot_user.id}> hi")
+    hint = await fd.post_message(author=fd.member, content=f"<@{fd.bot_user.id}> hi", attachments=[("a.png", STYLE)])
     await fd.wait_for_message(fd.channel, lambda m: (m.reference or {}).get("message_id") == str(hint.id))
 
     last = await scrape(bot)
@@ -104,7 +105,7 @@ async def test_metrics_follow_jobs_refusals_workers_and_discord(bot_env: BotEnv)
 async def test_a_lost_worker_shows_in_the_metrics(bot_env: BotEnv) -> None:
     bot = await bot_env.start_bot()
     before = await scrape(bot)
-    inter = await bot_env.stylize(size=32, steps=2000)
+    inter = await bot_env.stylize(**LONG_JOB)
     msg = await bot_env.wait_text(inter, "Stylizing")
     os.kill(bot_env.executor.worker_pids()[0], signal.SIGKILL)  # type: ignore[attr-defined]
     failed = await bot_env.wait_text(inter, "Failed", timeout=60)

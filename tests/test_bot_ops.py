@@ -12,6 +12,9 @@ import re
 import signal
 import sqlite3
 import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import pytest
 
 pytest.register_assert_rewrite("bot_fixtures")
 
-from bot_fixtures import BotEnv, assert_throttled, idle_executor, image_of, job_id_of  # noqa: E402
+from bot_fixtures import LONG_JOB, BotEnv, assert_throttled, idle_executor, image_of, job_id_of  # noqa: E402
 from fakediscord import FakeDiscord  # noqa: E402
 
 from bot import messages  # noqa: E402
@@ -31,22 +34,22 @@ from stylecore.options import StyleOptions  # noqa: E402
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-LONG = {"size": 32, "steps": 2000}
-
 
 async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     await bot_env.start_bot(guild_defaults={"max_jobs_per_user": 2})
     alice, bob, mod = fd.member, bot_env.add_member("bob"), fd.moderator
 
-    a1 = await bot_env.stylize(alice, **LONG)
+    a1 = await bot_env.stylize(alice, **LONG_JOB)
     a1_msg = await bot_env.wait_text(a1, "Stylizing")
-    a2 = await bot_env.stylize(alice, **LONG)
-    b1 = await bot_env.stylize(bob, **LONG)
+    a2 = await bot_env.stylize(alice, **LONG_JOB)
+    b1 = await bot_env.stylize(bob, **LONG_JOB)
     # Fair queue: bob's first job goes before alice's second.
     b1_msg = await bot_env.wait_text(b1, "**Queued** — position 1")
     a2_msg = await bot_env.wait_text(a2, "**Queued** — position 2")
     ids = {name: job_id_of(m) for name, m in (("a1", a1_msg), ("a2", a2_msg), ("b1", b1_msg))}
+    # Estimates are Discord timestamps, which each reader's client shows in their language.
+    assert re.search(r"step \d+/\d+ \(\d+%\) · done <t:\d+:R>", (await bot_env.wait_text(a1, "done <t:")).content)
 
     # /queue: your own jobs with positions; an admin sees everyone's.
     mine = await bot_env.wait_ephemeral(await fd.slash_command("queue", user=alice))
@@ -63,7 +66,7 @@ async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
     assert {c["value"] for c in ac.autocomplete_choices} == {ids["a1"], ids["a2"]}
 
     # Per-user limit from the server settings, with the reason.
-    third = await bot_env.stylize(alice, **LONG)
+    third = await bot_env.stylize(alice, **LONG_JOB)
     assert await bot_env.wait_ephemeral(third) == messages.too_many_jobs([ids["a1"], ids["a2"]], 2)
 
     # Cancel button: not for someone else's job, but fine for a moderator (Manage Messages).
@@ -89,8 +92,10 @@ async def test_queue_positions_cancel_and_limits(bot_env: BotEnv) -> None:
     await bot_env.wait_ephemeral(
         await fd.slash_command("stylebot config set", {"setting": "cooldown_seconds", "value": "600"}, user=mod)
     )
-    cooled = await bot_env.stylize(bob, **LONG)
-    assert "Please wait" in await bot_env.wait_ephemeral(cooled)
+    cooled = await bot_env.stylize(bob, **LONG_JOB)
+    asked = time.time()
+    wait = re.fullmatch(r"Please wait: you can start another job <t:(\d+):R> .*", await bot_env.wait_ephemeral(cooled))
+    assert wait and asked < int(wait[1]) <= asked + 601  # a Discord timestamp, counted from bob's last job
 
 
 async def test_queued_job_and_settings_survive_a_restart(bot_env: BotEnv) -> None:
@@ -101,7 +106,7 @@ async def test_queued_job_and_settings_survive_a_restart(bot_env: BotEnv) -> Non
         await fd.slash_command("stylebot config set", {"setting": "default_steps", "value": "3"}, user=mod)
     )
 
-    long = await bot_env.stylize(alice, **LONG)
+    long = await bot_env.stylize(alice, **LONG_JOB)
     await bot_env.wait_text(long, "Stylizing")
     queued = await bot_env.stylize(bob)  # default_steps = 3 from the admin setting
     queued_msg = await bot_env.wait_text(queued, "**Queued** — position 1")
@@ -136,7 +141,7 @@ async def test_queued_job_and_settings_survive_a_restart(bot_env: BotEnv) -> Non
 async def test_owner_is_told_when_a_stored_job_cannot_be_recovered(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     await bot_env.start_bot()
-    inter = await bot_env.stylize(**LONG)
+    inter = await bot_env.stylize(**LONG_JOB)
     job_id = job_id_of(await bot_env.wait_text(inter, "Stylizing"))
     await bot_env.stop_bot()
     # The stored inputs are lost while the bot is down (e.g. a restored backup without them).
@@ -206,10 +211,12 @@ async def test_switches_to_the_channel_before_the_token_expires(bot_env: BotEnv)
     assert [m.id for m in fd.messages_in(fd.channel) if m.author.id == fd.bot_user.id] == [done.id]
 
 
+@asynccontextmanager
 async def _bot_process(
     bot_env: BotEnv, data: Path, **env: str
-) -> tuple[asyncio.subprocess.Process, asyncio.Task[bytes]]:
-    """`python -m bot` against the fake, configured through the environment as an operator would."""
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, asyncio.Task[bytes]]]:
+    """`python -m bot` against the fake, configured through the environment as an operator would;
+    killed if still running at the end, its log printed if the test fails inside."""
     fd = bot_env.fd
     environ = {
         **os.environ,
@@ -237,7 +244,17 @@ async def _bot_process(
         stderr=asyncio.subprocess.STDOUT,
     )
     logs = asyncio.create_task(proc.stdout.read())  # type: ignore[union-attr]
-    return proc, logs
+    try:
+        yield proc, logs
+    except Exception:
+        if proc.returncode is None:
+            proc.kill()
+        print((await logs).decode(errors="replace")[-6000:])
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def _two_jobs(bot_env: BotEnv) -> tuple[Any, Any]:
@@ -260,21 +277,10 @@ def _states(data: Path) -> list[str]:
 async def test_sigterm_stops_taking_jobs_and_persists_the_rest(bot_env: BotEnv, tmp_path: Path) -> None:
     fd = bot_env.fd
     data = tmp_path / "sigterm-data"
-    proc, logs = await _bot_process(bot_env, data)
-    rc = None
-    try:
+    async with _bot_process(bot_env, data) as (proc, logs):
         long, queued = await _two_jobs(bot_env)
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), 60)
-    except Exception:
-        if proc.returncode is None:
-            proc.kill()
-        print((await logs).decode(errors="replace")[-6000:])
-        raise
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     out = (await logs).decode(errors="replace")
     assert rc == 0, out[-3000:]
     assert "shutdown requested" in out
@@ -290,8 +296,7 @@ async def test_sigterm_while_discord_is_unreachable_exits_within_the_grace(bot_e
     fd = bot_env.fd
     data = tmp_path / "unreachable-data"
     grace = 3.0
-    proc, logs = await _bot_process(bot_env, data, STYLEBOT_SHUTDOWN_GRACE=str(grace))
-    try:
+    async with _bot_process(bot_env, data, STYLEBOT_SHUTDOWN_GRACE=str(grace)) as (proc, logs):
         await _two_jobs(bot_env)
         # Discord goes dark: the gateway is a black hole, and REST requests are never answered.
         await fd.gateway_unreachable(hang=True)
@@ -302,15 +307,6 @@ async def test_sigterm_while_discord_is_unreachable_exits_within_the_grace(bot_e
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), grace + 60)
         took = loop.time() - sent
-    except Exception:
-        if proc.returncode is None:
-            proc.kill()
-        print((await logs).decode(errors="replace")[-6000:])
-        raise
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     out = (await logs).decode(errors="replace")
     print(f"exited {took:.1f} s after SIGTERM (grace {grace:g} s)")
     assert rc == 0, out[-3000:]
@@ -321,7 +317,7 @@ async def test_sigterm_while_discord_is_unreachable_exits_within_the_grace(bot_e
 async def test_worker_killed_mid_job_tells_the_user_and_the_bot_carries_on(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     await bot_env.start_bot()
-    inter = await bot_env.stylize(**LONG)
+    inter = await bot_env.stylize(**LONG_JOB)
     msg = await bot_env.wait_text(inter, "Stylizing")
     job_id = job_id_of(msg)
     pids = bot_env.executor.worker_pids()  # type: ignore[attr-defined]

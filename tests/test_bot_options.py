@@ -27,7 +27,8 @@ _KINDS = {
 
 def test_stylize_parameters_are_the_declarations() -> None:
     offered = [p for p in Stylize.stylize.parameters if p.name in OPTION_SPECS]
-    assert [p.name for p in offered] == ["size", "steps", "strength", "preserve_colors", "seed"]
+    assert [p.name for p in offered] == [s.name for s in OPTION_SPECS.values() if s.per_job]
+    assert {p.name for p in offered} >= {"size", "steps", "strength", "preserve_colors", "seed"}
     for param in offered:
         spec = OPTION_SPECS[param.name]
         assert param.type is _KINDS[spec.kind] and not param.required
@@ -37,6 +38,26 @@ def test_stylize_parameters_are_the_declarations() -> None:
     # Members read labels, not the engine's values.
     colors = next(p for p in offered if p.name == "preserve_colors")
     assert all(c.name != c.value for c in colors.choices)
+
+
+def test_an_option_declared_per_job_reaches_the_command_without_touching_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `style_scale` change: declare it per_job in stylecore and /stylize offers it."""
+    import dataclasses
+
+    from discord import app_commands
+
+    from bot.cogs.stylize.parameters import job_options
+
+    spec = dataclasses.replace(OPTION_SPECS["style_scale"], per_job=True)
+    monkeypatch.setitem(OPTION_SPECS, "style_scale", spec)
+
+    async def stylize(interaction: discord.Interaction, content: discord.Attachment, **choices: object) -> None:
+        pass
+
+    command = app_commands.Command(name="stylize", description="d", callback=job_options(stylize))
+    param = command.get_parameter("style_scale")
+    assert param is not None and param.type is discord.AppCommandOptionType.number and not param.required
+    assert (param.min_value, param.max_value) == (spec.low, spec.high)
 
 
 @pytest.mark.parametrize(

@@ -11,15 +11,13 @@ import pytest
 
 pytest.register_assert_rewrite("bot_fixtures")
 
-from bot_fixtures import BotEnv, job_id_of  # noqa: E402
+from bot_fixtures import LONG_JOB, BotEnv, job_id_of  # noqa: E402
 from fakediscord import Perm  # noqa: E402
 
 from bot import messages  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-LONG = {"size": 32, "steps": 2000}
 
 
 async def test_cancel_needs_manage_messages_in_the_jobs_own_channel(bot_env: BotEnv) -> None:
@@ -30,9 +28,9 @@ async def test_cancel_needs_manage_messages_in_the_jobs_own_channel(bot_env: Bot
     carol = await fd.add_member("carol")
     await fd.set_overwrite(fd.other_channel, carol, allow=Perm.MANAGE_MESSAGES)
 
-    in_general = await bot_env.stylize(alice, **LONG)
+    in_general = await bot_env.stylize(alice, **LONG_JOB)
     general_msg = await bot_env.wait_text(in_general, "Stylizing")
-    in_gallery = await bot_env.stylize(bot_env.add_member("dave"), channel=fd.other_channel, **LONG)
+    in_gallery = await bot_env.stylize(bot_env.add_member("dave"), channel=fd.other_channel, **LONG_JOB)
     gallery_id = job_id_of(await bot_env.wait_text(in_gallery, "**Queued**"))
     general_id = job_id_of(general_msg)
 

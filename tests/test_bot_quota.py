@@ -14,7 +14,7 @@ import pytest
 
 pytest.register_assert_rewrite("bot_fixtures")
 
-from bot_fixtures import BotEnv, job_id_of  # noqa: E402
+from bot_fixtures import LONG_JOB, BotEnv, job_id_of  # noqa: E402
 
 from bot import messages  # noqa: E402
 from bot.db import JobRecord  # noqa: E402
@@ -24,8 +24,6 @@ from stylecore.options import StyleOptions  # noqa: E402
 
 pytest_plugins = ["bot_fixtures"]
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-LONG = {"size": 32, "steps": 2000}
 
 
 def stored(bot_env: BotEnv, owner_id: int, state: str = "queued", steps: int = 3) -> JobRecord:
@@ -50,15 +48,15 @@ async def test_limits_in_this_server_and_across_all_servers(bot_env: BotEnv) -> 
 
     ids = []
     for i in range(2):
-        inter = await bot_env.stylize(**LONG)
+        inter = await bot_env.stylize(**LONG_JOB)
         ids.append(job_id_of(await bot_env.wait_text(inter, "Stylizing" if i == 0 else "**Queued**")))
     # This server's own limit: two.
-    here = await bot_env.stylize(**LONG)
+    here = await bot_env.stylize(**LONG_JOB)
     assert await bot_env.wait_ephemeral(here) == messages.too_many_jobs(ids, 2, where="server")
     # In the other server she has none yet: one more is fine, then the cap across servers (3) holds.
-    inter = await bot_env.stylize(alice_there, channel=art, **LONG)
+    inter = await bot_env.stylize(alice_there, channel=art, **LONG_JOB)
     ids.append(job_id_of(await bot_env.wait_text(inter, "**Queued**")))
-    there = await bot_env.stylize(alice_there, channel=art, **LONG)
+    there = await bot_env.stylize(alice_there, channel=art, **LONG_JOB)
     assert await bot_env.wait_ephemeral(there) == messages.too_many_jobs(ids, 3, where="everywhere")
 
     for job_id in reversed(ids):  # the waiting ones first, so none starts

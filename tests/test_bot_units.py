@@ -142,11 +142,30 @@ def test_status_lines_name_the_card_and_what_fits() -> None:
 def test_render_texts() -> None:
     opts = {"size": 512, "steps": 300, "strength": 1.5, "preserve_colors": "luminance", "seed": 7}
     assert messages.settings_line(opts) == "size 512 px · 300 steps · strength 1.5 · colors luminance · seed 7"
-    text = messages.running("abc123", opts, 150, 300, 65.0, 1234.5)
-    assert "step 150/300 (50%)" in text and "ETA 1 min 05 s" in text and "loss 1.23e+03" in text
-    # a queued job's eta runs to the end of its own run (JobEvent.eta), so it says "done in"
-    assert "position 2 · done in ~30 s" in messages.queued("abc123", opts, 2, 30.0)
+    now = 1_800_000_000.0
+    text = messages.running("abc123", opts, 150, 300, 65.0, 1234.5, now=now)
+    assert "step 150/300 (50%)" in text and "done <t:1800000075:R>" in text and "loss 1.23e+03" in text
+    # a queued job's eta runs to the end of its own run (JobEvent.eta), so it says when it is done
+    assert "position 2 · done <t:1800000030:R>" in messages.queued("abc123", opts, 2, 30.0, now=now)
+    assert "`abc123` queued, position 2, done <t:1800000030:R>" in messages.queue_entry(
+        "abc123", "queued", position=2, eta=30.0, now=now
+    )
+    assert "you can start another job <t:1800000013:R>" in messages.cooldown(12.2, 30, now=now)
     assert messages.fmt_duration(3.25) == "3.2 s" and messages.fmt_duration(7300) == "2 h 01 min"
+    # steps are a cap: a run that stopped early says where, so "300 steps" is not read as what it ran
+    done = dict(seconds=5.0, width=64, height=48, device="cpu", fmt="png")
+    assert "-# Converged at step 87 of 300" in messages.done("abc123", opts, converged_at=87, **done)
+    assert "onverged" not in messages.done("abc123", opts, **done)
+
+
+def test_times_are_discord_timestamps_that_move_only_when_the_estimate_does() -> None:
+    # Discord shows <t:unix:R> in each reader's language and counts it down; an estimate that
+    # shrinks as time passes keeps the same text, so the progress message is not edited for it.
+    now = 1_800_000_000.0
+    assert messages.fmt_when(40.0, now) == "<t:1800000040:R>"
+    assert {messages.fmt_when(300.0 - dt, now + dt) for dt in (0.0, 1.0, 2.5, 4.0)} == {"<t:1800000300:R>"}
+    assert messages.fmt_when(3601.0, now) == "<t:1800003660:R>"  # a minute's precision an hour out
+    assert messages.fmt_when(None, now) is None and messages.fmt_when(float("nan"), now) is None
 
 
 def test_describe_errors_are_specific() -> None:

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
-import numpy as np
 import pytest
-from PIL import Image
+from executor_helpers import first_event, local_ray, make_job, run_job
+from imagefiles import noise_png
 from samepixels import assert_same_image
 
 import stylecore.executors.device_memory as device_memory
 import stylecore.executors.worker as worker_mod
-from stylecore.executors import Job, JobEvent, make_executor
+from stylecore.executors import Job, JobEvent, JobHandle, make_executor
 from stylecore.executors.base import new_job_id
 from stylecore.executors.config import WorkerSettings
 from stylecore.executors.dispatcher import Dispatcher
@@ -27,27 +27,9 @@ from stylecore.notes import Note
 from stylecore.options import StyleOptions
 
 
-def _png(seed: int, w: int, h: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-STYLE = _png(2, 32, 32)
-
-
-def make_job(user: str, steps: int = 4, content: bytes | None = None, **opts: object) -> Job:
-    options = StyleOptions(**{"size": 32, "steps": steps, "scales": 1, "device": "cpu", **opts})
-    return Job(content or _png(1, 40, 30), (STYLE,), options, user_id=user)
-
-
 def run_batch(jobs: list[Job], emit, should_cancel, settings: WorkerSettings) -> dict[str, JobEvent]:
     """A stack through the worker's one path; each job's terminal event."""
     return run_jobs(jobs, emit, should_cancel, settings).ends
-
-
-def run_job(job: Job, emit, should_cancel, settings: WorkerSettings) -> JobEvent:
-    return run_batch([job], emit, lambda jid: should_cancel(), settings)[job.job_id]
 
 
 # -- which jobs share a slot (pure scheduler) ---------------------------------------------
@@ -83,7 +65,10 @@ def test_a_matching_job_too_far_back_does_not_jump_the_queue():
 
 @pytest.fixture(scope="module")
 def pair() -> list[Job]:
-    return [make_job("ann", steps=4, seed=1, init="noise"), make_job("bob", steps=6, lr=0.05, content=_png(5, 40, 30))]
+    return [
+        make_job("ann", steps=4, seed=1, init="noise"),
+        make_job("bob", steps=6, lr=0.05, content=noise_png(40, 30, seed=5)),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -208,46 +193,39 @@ def test_a_ray_actor_stream_ends_every_job_even_when_the_worker_code_raises():
 # -- the pool ---------------------------------------------------------------------------
 
 
-async def _until(h, kind: str) -> JobEvent:
-    async for ev in h.events():
-        if ev.kind == kind:
-            return ev
-        assert not ev.terminal, f"{h.job_id} ended ({ev.kind}: {ev.error}) before a {kind} event"
-    raise AssertionError("no terminal event")
-
-
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """A local Ray cluster for this module's Ray tests, shut down after them so that the
     session-scoped one in test_executor_contract.py can start its own; reused (and left up)
     when that one is already running."""
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():
+    with local_ray("stylebot-batch-tests"):
         yield
-        return
-    ray.init(
-        address="local",
-        num_cpus=2,
-        num_gpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        namespace="stylebot-batch-tests",
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
-def _executor(kind: str, request: pytest.FixtureRequest, **fields: object) -> Dispatcher:
+@asynccontextmanager
+async def _started(kind: str, request: pytest.FixtureRequest, **fields: object) -> AsyncIterator[Dispatcher]:
+    """A started one-worker executor of `kind`, shut down after the test."""
     if kind == "ray":
         request.getfixturevalue("ray_cluster")
         # No (fake) GPU per actor: test_executor_contract.py's pool may hold both when its
         # cluster is the one reused here.
         fields = {"ray_num_cpus_per_actor": 0.5, "ray_num_gpus_per_actor": 0, **fields}
-    return make_executor(
+    ex = make_executor(
         kind, workers=1, device="cpu", threads_per_worker=1, start_timeout=240.0, kill_grace=20.0, **fields
     )
+    await ex.start()
+    try:
+        yield ex
+    finally:
+        await ex.shutdown(grace=0)
+
+
+async def _blocker(ex: Dispatcher) -> JobHandle:
+    """A long job running on the one worker, so the jobs submitted next queue up together until
+    the test cancels it."""
+    blocker = await ex.submit(make_job("blocker", steps=5000, content=noise_png(48, 48, seed=9)))
+    await first_event(blocker, "progress")
+    return blocker
 
 
 KINDS = ["local", pytest.param("ray", marks=pytest.mark.ray)]
@@ -257,17 +235,14 @@ KINDS = ["local", pytest.param("ray", marks=pytest.mark.ray)]
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("kind", KINDS)
 async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker(kind, request):
-    ex = _executor(kind, request, max_batch=2)
-    await ex.start()
-    try:
+    async with _started(kind, request, max_batch=2) as ex:
         assert ex.max_batch == 2
-        blocker = await ex.submit(make_job("blocker", steps=5000, content=_png(9, 48, 48)))
-        await _until(blocker, "progress")
+        blocker = await _blocker(ex)
         job_a = make_job("ann", steps=4, seed=1, init="noise")
-        job_b = make_job("bob", steps=6, lr=0.05, content=_png(5, 40, 30))
+        job_b = make_job("bob", steps=6, lr=0.05, content=noise_png(40, 30, seed=5))
         a = await ex.submit(job_a)
         b = await ex.submit(job_b)
-        other = await ex.submit(make_job("cat", steps=3, content=_png(6, 30, 30)))  # another size
+        other = await ex.submit(make_job("cat", steps=3, content=noise_png(30, 30, seed=6)))  # another size
         await blocker.cancel()
         await blocker.wait()
         results = await asyncio.gather(a.result(), b.result(), other.result())
@@ -282,24 +257,19 @@ async def test_two_queued_same_size_jobs_run_as_one_batch_on_one_worker(kind, re
             alone = await again.result()
             assert (res.width, res.height, res.steps) == (alone.width, alone.height, alone.steps)
             assert_same_image(res.png, alone.png)
-    finally:
-        await ex.shutdown(grace=0)
 
 
 @pytest.mark.ray
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.timeout(240)
 async def test_cancelling_one_job_of_a_ray_stack_leaves_the_other_to_finish(request):
-    ex = _executor("ray", request, max_batch=2)
-    await ex.start()
-    try:
-        blocker = await ex.submit(make_job("blocker", steps=5000, content=_png(9, 48, 48)))
-        await _until(blocker, "progress")
+    async with _started("ray", request, max_batch=2) as ex:
+        blocker = await _blocker(ex)
         victim = await ex.submit(make_job("ann", steps=5000))
-        other = await ex.submit(make_job("bob", steps=40, content=_png(5, 40, 30)))
+        other = await ex.submit(make_job("bob", steps=40, content=noise_png(40, 30, seed=5)))
         await blocker.cancel()
-        assert (await _until(victim, "started")).batch_size == 2
-        await _until(victim, "progress")
+        assert (await first_event(victim, "started")).batch_size == 2
+        await first_event(victim, "progress")
         assert await victim.cancel()
         end = await victim.wait()
         assert end.kind == "cancelled"
@@ -308,23 +278,17 @@ async def test_cancelling_one_job_of_a_ray_stack_leaves_the_other_to_finish(requ
         # the two stepped together, so the other job ran on after the victim stopped
         assert end.step is not None and end.step < 40
         assert (await blocker.wait()).kind == "cancelled"
-    finally:
-        await ex.shutdown(grace=0)
 
 
 @pytest.mark.ray
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.timeout(240)
 async def test_ray_actors_on_cpu_run_one_job_at_a_time_by_default(request):
-    ex = _executor("ray", request)
-    await ex.start()
-    try:
+    async with _started("ray", request) as ex:
         assert ex.backend.max_batch == 1 and ex.max_batch == 1
         jobs = [make_job("ann"), make_job("bob")]
         with pytest.raises(ValueError, match="max_batch=1"):
             await ex.backend.run(0, jobs, lambda ev: None)
         h = await ex.submit(jobs[0])
         assert (await h.result()).steps == 4
-        assert (await _until(h, "started")).batch_size is None
-    finally:
-        await ex.shutdown(grace=0)
+        assert (await first_event(h, "started")).batch_size is None

@@ -20,15 +20,14 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
 
-import numpy as np
 import pytest
+from executor_helpers import first_event, make_job, start_local_ray
 from PIL import Image
 from worker_hooks import DEVICE_FAULT_SEED, FAULTS_ENV, HOOK, SECRET_NAME, SECRET_VALUE, TOKEN_SHAPED
 
 from stylecore.executors import (
     ExecutorClosed,
     ExecutorError,
-    Job,
     JobCancelled,
     JobEvent,
     JobFailed,
@@ -37,7 +36,6 @@ from stylecore.executors import (
     make_executor,
 )
 from stylecore.executors.dispatcher import Dispatcher
-from stylecore.options import StyleOptions
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 
@@ -55,30 +53,6 @@ CONFIG = dict(
     worker_setup_hook=HOOK,  # see worker_hooks.py: what each test switches on in the workers
     secret_env=("DISCORD_TOKEN", SECRET_NAME),
 )
-
-
-def _png(seed: int, w: int, h: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-CONTENT = _png(1, 40, 30)
-STYLE = _png(2, 32, 32)
-
-
-def make_job(
-    user: str,
-    steps: int = 4,
-    preview_every: int = 0,
-    content: bytes = CONTENT,
-    group: str | None = None,
-    max_active: int | None = None,
-    **meta: object,
-) -> Job:
-    opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu", preview_every=preview_every, preview_size=24)
-    return Job(content, (STYLE,), opts, user_id=user, meta=dict(meta), group=group, max_active=max_active)
 
 
 class Pool:
@@ -112,20 +86,11 @@ async def pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     with pytest.MonkeyPatch.context() as mp:
         if request.param == "ray":
             ray = pytest.importorskip("ray")
-            # Always a fresh local cluster, never one named by $RAY_ADDRESS; fake GPUs so
-            # the one-actor-per-GPU code path is the one under test. Its workers' environment
-            # (as a cluster started from an operator's shell would) holds the secret.
+            # Always a fresh cluster. Its workers' environment (as a cluster started from an
+            # operator's shell would) holds the secret.
             tests_dir = str(Path(__file__).parent)
             pythonpath = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p)
-            ray.init(
-                address="local",
-                num_cpus=2,
-                num_gpus=2,
-                include_dashboard=False,
-                log_to_driver=False,
-                namespace="stylebot-tests",
-                runtime_env={"env_vars": {**worker_env, "PYTHONPATH": pythonpath}},
-            )
+            start_local_ray("stylebot-tests", runtime_env={"env_vars": {**worker_env, "PYTHONPATH": pythonpath}})
         else:
             for name, value in worker_env.items():
                 mp.setenv(name, value)
@@ -158,21 +123,11 @@ async def collect(h) -> list[JobEvent]:
     return [ev async for ev in h.events()]
 
 
-async def until(h, kind: str, pred=lambda ev: True) -> JobEvent:
-    async with aclosing(h.events()) as events:
-        async for ev in events:
-            if ev.kind == kind and pred(ev):
-                return ev
-            if ev.terminal:
-                raise AssertionError(f"{h.job_id} ended ({ev.kind}: {ev.error}) before a {kind} event")
-    raise AssertionError("event stream ended without a terminal event")
-
-
 async def block_slots(ex: Dispatcher, n: int | None = None) -> list:
     """Occupy worker slots with long jobs (each its own user) and wait until they run."""
     hs = [await ex.submit(make_job(f"blocker{i}", steps=LONG)) for i in range(n or ex.slots)]
     for h in hs:
-        await until(h, "progress")
+        await first_event(h, "progress")
     return hs
 
 
@@ -195,7 +150,7 @@ async def wait_for_workers(ex: Dispatcher, n: int, gone: int | None = None) -> l
 
 
 async def test_progress_events_arrive_in_order_with_previews(ex: Dispatcher) -> None:
-    h = await ex.submit(make_job("alice", steps=6, preview_every=3, guild=7))
+    h = await ex.submit(make_job("alice", steps=6, preview_every=3, preview_size=24, meta={"guild": 7}))
     # Three consumers waiting at the end: each gets the result (it is delivered once, to all).
     first, second, result = await asyncio.gather(collect(h), collect(h), h.result())
     assert first == second  # independent consumers see the same stream
@@ -314,7 +269,7 @@ async def test_cancel_queued_removes_it_at_once(ex: Dispatcher) -> None:
 async def test_cancel_running_stops_within_a_step_and_keeps_the_worker(ex: Dispatcher) -> None:
     pids = sorted(ex.worker_pids())
     h = await ex.submit(make_job("dave", steps=LONG))
-    await until(h, "progress")
+    await first_event(h, "progress")
     seen = h.step  # the latest step this side knows of when asking
     assert await h.cancel()
     events = await collect(h)
@@ -336,8 +291,8 @@ async def test_cancel_running_stops_within_a_step_and_keeps_the_worker(ex: Dispa
 
 async def test_two_users_alternate_instead_of_fifo(ex: Dispatcher) -> None:
     blockers = await block_slots(ex)
-    a = [await ex.submit(make_job("alice", tag=f"a{i}")) for i in range(3)]
-    b = [await ex.submit(make_job("bob", tag=f"b{i}")) for i in range(2)]
+    a = [await ex.submit(make_job("alice", meta={"tag": f"a{i}"})) for i in range(3)]
+    b = [await ex.submit(make_job("bob", meta={"tag": f"b{i}"})) for i in range(2)]
     by_id = {h.job_id: h.job.meta["tag"] for h in a + b}
     queued = [e for e in ex.queue() if e.state == "queued"]
     assert [by_id[e.job_id] for e in queued] == ["a0", "b0", "a1", "b1", "a2"]
@@ -352,7 +307,7 @@ async def test_two_users_alternate_instead_of_fifo(ex: Dispatcher) -> None:
     started: list[str] = []
 
     async def watch(h) -> None:
-        await until(h, "started")
+        await first_event(h, "started")
         started.append(by_id[h.job_id])
 
     watchers = [asyncio.ensure_future(watch(h)) for h in a + b]
@@ -438,7 +393,7 @@ async def test_sigkill_mid_job_fails_or_retries_and_the_pool_recovers(ex: Dispat
     before = sorted(ex.worker_pids())
     lost = sum(w["lost"] for w in ex.workers())
     victim = await ex.submit(make_job("victim", steps=LONG))
-    await until(victim, "progress")
+    await first_event(victim, "progress")
     blocker = (await block_slots(ex, 1))[0]
     waiting = await ex.submit(make_job("patient"))
     assert waiting.state == "queued"
@@ -514,9 +469,9 @@ async def test_time_limit_stops_a_job_and_keeps_the_worker(ex: Dispatcher) -> No
 async def test_shutdown_lets_running_jobs_finish_then_stops_the_rest(ex: Dispatcher) -> None:
     short = await ex.submit(make_job("gina", steps=6))
     long = await ex.submit(make_job("hank", steps=LONG))
-    queued = [await ex.submit(make_job("gina", tag=i)) for i in range(2)]  # behind her running limit
+    queued = [await ex.submit(make_job("gina", meta={"tag": i})) for i in range(2)]  # behind her running limit
     assert [h.state for h in queued] == ["queued", "queued"]
-    await until(long, "progress")
+    await first_event(long, "progress")
     closing = asyncio.ensure_future(ex.shutdown(grace=600))
     # never-started jobs end at once and come back to the caller, in start order
     for h in queued:

@@ -8,35 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from executor_helpers import first_event, hooked_local_executor, local_ray, make_job
 from worker_hooks import FAULTS_ENV, HOOK
 
-from stylecore.executors import ExecutorConfig, ExecutorError, Job, JobEvent, WorkersUnavailable, make_executor
-from stylecore.executors.dispatcher import Dispatcher
-from stylecore.options import StyleOptions
+from stylecore.executors import ExecutorConfig, ExecutorError, WorkersUnavailable, make_executor
 
 pytestmark = [pytest.mark.timeout(300)]
 
 LONG = 5000  # steps: far more than any test waits for; such jobs are always ended by the test
-
-
-def _png(seed: int, w: int, h: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def make_job(user: str, steps: int = 4) -> Job:
-    opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu")
-    return Job(_png(1, 40, 30), (_png(2, 32, 32),), opts, user_id=user)
 
 
 @pytest.fixture
@@ -46,20 +31,6 @@ def faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path
     for flag in ("crash", "hang"):  # let any straggler go
         (tmp_path / flag).unlink(missing_ok=True)
-
-
-def _local(**fields: object) -> Dispatcher:
-    settings: dict[str, object] = dict(
-        workers=1,
-        device="cpu",
-        threads_per_worker=1,
-        worker_setup_hook=HOOK,
-        kill_grace=20.0,
-        restart_delay=0.2,
-        restart_delay_max=1.0,
-        start_timeout=240.0,
-    )
-    return make_executor("local", **{**settings, **fields})
 
 
 async def until(check: Callable[[], bool], what: str, timeout: float = 240.0) -> None:
@@ -72,14 +43,6 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 240.0) ->
         await asyncio.sleep(0.05)
 
 
-async def first(h, kind: str) -> JobEvent:
-    async for ev in h.events():
-        if ev.kind == kind:
-            return ev
-        assert not ev.terminal, f"{h.job_id} ended ({ev.kind}: {ev.error}) before a {kind} event"
-    raise AssertionError("no terminal event")
-
-
 def test_failed_starts_are_retried_after_a_doubling_delay() -> None:
     cfg = ExecutorConfig(restart_delay=0.5, restart_delay_max=30.0)
     assert [cfg.restart_delay_after(n) for n in range(8)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
@@ -90,22 +53,22 @@ def test_failed_starts_are_retried_after_a_doubling_delay() -> None:
 async def test_start_fails_with_the_reason_when_no_worker_can_start(faults: Path) -> None:
     (faults / "crash").touch()
     with pytest.raises(ExecutorError, match="could not start: RuntimeError: injected start-up failure"):
-        await _local().start()
+        await hooked_local_executor().start()
     (faults / "crash").unlink()
     (faults / "hang").touch()  # loading forever: the deadline ends it
-    ex = _local(start_timeout=3.0)
+    ex = hooked_local_executor(start_timeout=3.0)
     with pytest.raises(ExecutorError, match="not ready after 3 s"):
         await ex.start()
     assert ex.worker_pids() == []
 
 
 async def test_a_replacement_that_fails_at_start_fails_queued_jobs_then_recovers(faults: Path) -> None:
-    ex = _local()
+    ex = hooked_local_executor()
     await ex.start()
     try:
         assert ex.ready_workers() == 1 and ex.workers()[0]["state"] == "ready"
         running = await ex.submit(make_job("ann", steps=LONG))
-        await first(running, "progress")
+        await first_event(running, "progress")
         waiting = await ex.submit(make_job("bob"))
         pid = ex.worker_pid(running.job_id)
         assert pid is not None
@@ -133,11 +96,11 @@ async def test_a_replacement_that_fails_at_start_fails_queued_jobs_then_recovers
 
 
 async def test_a_replacement_that_hangs_at_start_is_cut_off_by_the_deadline(faults: Path) -> None:
-    ex = _local()
+    ex = hooked_local_executor()
     await ex.start()
     try:
         running = await ex.submit(make_job("ann", steps=LONG))
-        await first(running, "progress")
+        await first_event(running, "progress")
         waiting = await ex.submit(make_job("bob"))
         pid = ex.worker_pid(running.job_id)
         assert pid is not None
@@ -163,15 +126,8 @@ async def test_a_replacement_that_hangs_at_start_is_cut_off_by_the_deadline(faul
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """A local Ray cluster for this module (reused when another test module's is up)."""
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():
+    with local_ray("stylebot-faults"):
         yield
-        return
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="stylebot-faults")
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 @pytest.mark.ray

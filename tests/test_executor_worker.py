@@ -4,34 +4,15 @@ out-of-memory path cannot be provoked on demand, so the engine call is wrapped t
 from __future__ import annotations
 
 import dataclasses
-import io
 
-import numpy as np
 import pytest
-from PIL import Image
+from executor_helpers import make_job, run_job
 
-from stylecore.executors import Job, JobEvent, device_memory
+from stylecore.executors import JobEvent, device_memory
 from stylecore.executors.config import WorkerSettings
 from stylecore.executors.device_memory import memory_budget
 from stylecore.executors.worker import device_fault, is_oom, plan_of, run_jobs
 from stylecore.notes import Note
-from stylecore.options import StyleOptions
-
-
-def _png(seed: int, w: int, h: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def make_job(user: str, steps: int = 4) -> Job:
-    opts = StyleOptions(size=32, steps=steps, scales=1, device="cpu")
-    return Job(_png(1, 40, 30), (_png(2, 32, 32),), opts, user_id=user)
-
-
-def run_job(job: Job, emit, should_cancel, settings: WorkerSettings) -> JobEvent:
-    """One job through the worker's one path (a stack of one); its terminal event."""
-    return run_jobs([job], emit, lambda jid: should_cancel(), settings).ends[job.job_id]
 
 
 def test_out_of_memory_retries_once_at_a_smaller_size(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,19 +15,11 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-from fakediscord import FakeDiscord, Intent, Perm, client_log_problems
+from fakediscord import FakeDiscord, Intent, Perm
+from fakediscord.fixtures import client_logged_no_errors  # noqa: F401
 from PIL import Image
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def _client_logged_no_errors(caplog: pytest.LogCaptureFixture) -> Any:
-    """discord.py logs (rather than raises) many parse/handler failures; treat them as test failures."""
-    caplog.set_level(logging.INFO)
-    yield
-    problems = client_log_problems(caplog.records)
-    assert not problems, problems
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("client_logged_no_errors")]
 
 
 def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (8, 6)) -> bytes:

@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 from typing import Any
 
 import aiohttp
 import discord
 import pytest
 from discord.ext import commands
-from fakediscord import FakeDiscord, client_log_problems
+from fakediscord import FakeDiscord
+from fakediscord.fixtures import client_logged_no_errors  # noqa: F401
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def _client_logged_no_errors(caplog: pytest.LogCaptureFixture) -> Any:
-    caplog.set_level(logging.INFO)
-    yield
-    problems = client_log_problems(caplog.records)
-    assert not problems, problems
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("client_logged_no_errors")]
 
 
 def _auth(fd: FakeDiscord) -> dict[str, str]:

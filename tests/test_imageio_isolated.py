@@ -7,13 +7,14 @@ the misbehaving children of `decode_hooks` (crash, hang, garbage) for the parent
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from imagefiles import encode, png_claiming, png_with_corrupt_pixels, solid
+from imagefiles import encode, noise, png_claiming, png_with_corrupt_pixels, solid
 from PIL import Image
 
 from stylecore.imageio import (
@@ -73,6 +74,24 @@ async def test_what_the_child_learns_comes_back() -> None:
     assert animated.format == "GIF" and animated.frames == 3 and animated.animated
     assert (upright.width, upright.height) == (24, 40)
     assert deep.mode == "I;16" and (deep.width, deep.height) == (30, 20)
+
+
+async def test_a_kept_copy_is_a_small_jpeg_of_the_decoded_pixels() -> None:
+    """`copy` is `validate` plus a re-encoded JPEG: shrunk to the asked side, never enlarged, and
+    refused for a bad image exactly as `validate` refuses it."""
+    photo = noise(300, 200, seed=4)
+    async with IsolatedDecoder() as decoder:
+        small = await decoder.copy(encode(photo, "PNG"), max_side=120)
+        kept = await decoder.copy(GOOD, max_side=120)
+        with pytest.raises(TruncatedImage):
+            await decoder.copy(png_with_corrupt_pixels(), max_side=120)
+    with Image.open(io.BytesIO(small)) as img:
+        assert (img.format, img.size) == ("JPEG", (120, 80))
+        near = np.asarray(img.convert("RGB"), dtype=float).mean()
+    assert abs(near - np.asarray(photo.resize((120, 80)), dtype=float).mean()) < 8  # the same picture
+    with Image.open(io.BytesIO(kept)) as img:
+        assert img.size == (40, 24) and img.getpixel((20, 12)) == pytest.approx((10, 20, 30), abs=4)
+    assert decoder.running == 0
 
 
 async def test_bad_images_get_their_own_errors() -> None:

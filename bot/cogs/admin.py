@@ -1,9 +1,11 @@
 """/stylebot: per-server settings for admins (`config show|set|reset`, `status`; Manage Server) and
 the operator's controls (`operator block|unblock|blocked|takedown`; the application's owner only).
 
-Discord nests subcommands only under one top-level command, whose `default_permissions` hide all of
-it from members without Manage Server; the operator's commands are checked against the application's
-owner at run time as well (`checks.operator_only`).
+This feature owns the `/stylebot` group; other features (server styles, help, forgetting your data)
+add their subcommands to it when they load. Discord nests subcommands only under one top-level
+command and sets default permissions on the whole of it, and help and forget are for everyone, so
+the group is shown to every member: the admin commands are guarded by `admin_only` and the
+operator's by `operator_only` (the application's owner) at run time instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from discord.ext import commands
 from bot import messages
 from bot.blocklist import Kind
 from bot.checks import admin_only, operator_only
+from bot.contexts import in_servers_and_bot_dms, server_install
 from bot.db import Block
 from bot.errors import BadInput
 from bot.guild_settings import SETTINGS, GuildSettings, SettingError, parse_setting
@@ -52,11 +55,13 @@ def settings_table(settings: GuildSettings, overridden: set[str]) -> str:
 class Admin(commands.Cog):
     stylebot = app_commands.Group(
         name="stylebot",
-        description="StyleBot administration",
-        guild_only=True,
-        default_permissions=discord.Permissions(manage_guild=True),
+        description="StyleBot: help, your data, and this server's settings and styles",
+        allowed_contexts=in_servers_and_bot_dms(),
+        allowed_installs=server_install(),
     )
-    config = app_commands.Group(name="config", description="Show or change this server's settings", parent=stylebot)
+    config = app_commands.Group(
+        name="config", description="Show or change this server's settings (Manage Server)", parent=stylebot
+    )
     operator = app_commands.Group(name="operator", description="The bot operator's controls", parent=stylebot)
 
     def __init__(self, bot: StyleBot) -> None:
@@ -67,7 +72,7 @@ class Admin(commands.Cog):
         overrides = await self.bot.db.guild_overrides(guild_id)
         return self.bot.ceilings.apply(self.bot.base_settings, overrides), overrides
 
-    @stylebot.command(name="status", description="Workers, their devices and memory, and the queue")
+    @stylebot.command(name="status", description="Workers, their devices and memory, and the queue (Manage Server)")
     @admin_only()
     async def status(self, interaction: discord.Interaction[StyleBot]) -> None:
         assert interaction.guild_id is not None

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -67,12 +67,30 @@ class JobRecord:
     seconds: float | None = None
     error: str | None = None
     parent_id: str | None = None
+    # What its images were, for people: {"content": file name, "styles": [{"name", "kind", "weight"}]}
+    inputs_info: dict[str, Any] | None = None
+    deleted_at: float | None = None  # when its owner deleted the result and its images
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> JobRecord:
         data = dict(row)
-        data["options"] = json.loads(data["options"])
+        for column in _JSON_COLUMNS:
+            data[column] = None if data[column] is None else json.loads(data[column])
         return cls(**data)
+
+
+def pack_images(images: Sequence[bytes]) -> bytes:
+    """Several images in one BLOB: each one's length (8 bytes, big-endian), then its bytes."""
+    return b"".join(len(image).to_bytes(8, "big") + image for image in images)
+
+
+def unpack_images(blob: bytes) -> tuple[bytes, ...]:
+    out, at = [], 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at : at + 8], "big")
+        out.append(bytes(blob[at + 8 : at + 8 + size]))
+        at += 8 + size
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,8 @@ class Block:
 
 
 _JOB_COLUMNS = tuple(f.name for f in fields(JobRecord))
+_JSON_COLUMNS = ("options", "inputs_info")
+_INPUT_BYTES = "length(i.content) + length(i.style) + length(i.more_styles)"
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
 _NO_RERUN_SQL = ", ".join(f"'{s}'" for s in NO_RERUN_STATES)
 
@@ -104,7 +124,7 @@ def _eviction_sql(bucket: str, where: str = "") -> str:
         DELETE FROM inputs WHERE job_id IN (
             WITH stored AS (
                 SELECT i.job_id, {bucket} AS bucket, j.created_at, j.state IN ({_ACTIVE_SQL}) AS active,
-                       length(i.content) + length(i.style) AS nbytes
+                       {_INPUT_BYTES} AS nbytes
                 FROM inputs AS i JOIN jobs AS j ON j.job_id = i.job_id {where}
             ), ranked AS (
                 SELECT job_id, created_at, active, nbytes, SUM(nbytes) OVER (PARTITION BY bucket) AS total,
@@ -215,18 +235,18 @@ class Database:
                 raise
             await self.conn.commit()
 
-    async def _fetchall(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    async def fetch_all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self._lock, self.conn.execute(sql, tuple(args)) as cur:
             return list(await cur.fetchall())
 
-    async def _fetchone(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        rows = await self._fetchall(sql, args)
+    async def fetch_one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        rows = await self.fetch_all(sql, args)
         return rows[0] if rows else None
 
     # -- guild settings -------------------------------------------------------------
 
     async def guild_overrides(self, guild_id: int) -> dict[str, Any]:
-        row = await self._fetchone("SELECT data FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        row = await self.fetch_one("SELECT data FROM guild_settings WHERE guild_id = ?", (guild_id,))
         return json.loads(row["data"]) if row else {}
 
     async def guild_settings(
@@ -252,18 +272,21 @@ class Database:
 
     # -- jobs -----------------------------------------------------------------------
 
-    async def add_job(self, record: JobRecord, content: bytes, style: bytes, *, ttl: float) -> None:
-        """The job, its inputs and the evictions that make room for them: all or nothing."""
+    async def add_job(self, record: JobRecord, content: bytes, style: bytes, *more: bytes, ttl: float) -> None:
+        """The job, its inputs (the content and one or more styles) and the evictions that make room
+        for them: all or nothing."""
         values = [getattr(record, c) for c in _JOB_COLUMNS]
-        values[_JOB_COLUMNS.index("options")] = json.dumps(record.options)
+        for column in _JSON_COLUMNS:
+            value = values[_JOB_COLUMNS.index(column)]
+            values[_JOB_COLUMNS.index(column)] = None if value is None else json.dumps(value)
         async with self.transaction() as db:
             await db.execute(
                 f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join('?' * len(_JOB_COLUMNS))})",
                 values,
             )
             await db.execute(
-                "INSERT INTO inputs (job_id, content, style, expires_at) VALUES (?, ?, ?, ?)",
-                (record.job_id, content, style, record.created_at + ttl),
+                "INSERT INTO inputs (job_id, content, style, more_styles, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (record.job_id, content, style, pack_images(more), record.created_at + ttl),
             )
             await self._evict(db, owner_id=record.owner_id)
 
@@ -272,8 +295,9 @@ class Database:
         bad = set(changes) - set(_JOB_COLUMNS)
         if bad:
             raise ValueError(f"unknown job columns {sorted(bad)}")
-        if "options" in changes:
-            changes["options"] = json.dumps(changes["options"])
+        for column in _JSON_COLUMNS:
+            if changes.get(column) is not None:
+                changes[column] = json.dumps(changes[column])
         sets = ", ".join(f"{k} = ?" for k in changes)
         async with self.transaction() as db:
             await db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", (*changes.values(), job_id))
@@ -286,7 +310,7 @@ class Database:
             await db.execute("DELETE FROM inputs WHERE job_id = ?", (job_id,))
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        row = await self._fetchone("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        row = await self.fetch_one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
         return JobRecord.from_row(row) if row else None
 
     async def jobs_in(
@@ -301,10 +325,10 @@ class Database:
         if owner_id is not None:
             sql += " AND owner_id = ?"
             args.append(owner_id)
-        return [JobRecord.from_row(r) for r in await self._fetchall(sql + " ORDER BY created_at", args)]
+        return [JobRecord.from_row(r) for r in await self.fetch_all(sql + " ORDER BY created_at", args)]
 
     async def last_job_time(self, guild_id: int | None, owner_id: int) -> float | None:
-        row = await self._fetchone(
+        row = await self.fetch_one(
             "SELECT MAX(created_at) AS t FROM jobs WHERE guild_id IS ? AND owner_id = ?", (guild_id, owner_id)
         )
         return row["t"] if row else None
@@ -312,7 +336,7 @@ class Database:
     # -- blocks (operator controls) -------------------------------------------------
 
     async def blocks(self) -> list[Block]:
-        rows = await self._fetchall("SELECT * FROM blocks ORDER BY created_at")
+        rows = await self.fetch_all("SELECT * FROM blocks ORDER BY created_at")
         return [Block(**dict(r)) for r in rows]
 
     async def add_block(self, block: Block) -> None:
@@ -333,18 +357,28 @@ class Database:
 
     async def get_inputs(
         self, job_id: str, *, now: float | None = None, include_expired: bool = False
-    ) -> tuple[bytes, bytes] | None:
-        """The stored (content, style); expired ones only for recovery of unfinished jobs."""
+    ) -> tuple[bytes, ...] | None:
+        """The stored (content, style, *more styles); expired ones only for recovery of unfinished jobs."""
         now = float("-inf") if include_expired else (time.time() if now is None else now)
-        row = await self._fetchone(
-            "SELECT content, style FROM inputs WHERE job_id = ? AND expires_at > ?", (job_id, now)
+        row = await self.fetch_one(
+            "SELECT content, style, more_styles FROM inputs WHERE job_id = ? AND expires_at > ?", (job_id, now)
         )
-        return (bytes(row["content"]), bytes(row["style"])) if row else None
+        if row is None:
+            return None
+        return (bytes(row["content"]), bytes(row["style"]), *unpack_images(bytes(row["more_styles"])))
+
+    async def delete_inputs(self, job_id: str) -> bool:
+        """Its owner deleted a result: its images go now, and the row says when (so its buttons can
+        tell "deleted" from "expired"). False if nothing was stored any more."""
+        async with self.transaction() as db:
+            deleted = (await db.execute("DELETE FROM inputs WHERE job_id = ?", (job_id,))).rowcount
+            await db.execute("UPDATE jobs SET deleted_at = ? WHERE job_id = ?", (time.time(), job_id))
+        return deleted > 0
 
     async def inputs_bytes(self, owner_id: int | None = None) -> int:
         """Bytes of stored inputs, of one member or of everyone: what the caps are checked against."""
-        row = await self._fetchone(
-            "SELECT COALESCE(SUM(length(i.content) + length(i.style)), 0) AS n FROM inputs AS i "
+        row = await self.fetch_one(
+            f"SELECT COALESCE(SUM({_INPUT_BYTES}), 0) AS n FROM inputs AS i "
             "JOIN jobs AS j ON j.job_id = i.job_id WHERE ? IS NULL OR j.owner_id = ?",
             (owner_id, owner_id),
         )

@@ -10,6 +10,7 @@ old one: databases in the field have already run the old ones.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -82,7 +83,66 @@ def _blocks(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_initial_schema, _member_index, _blocks)
+def _strength_range(db: sqlite3.Connection) -> None:
+    """Strength is offered from 0.1 to 5 (it was 0 to 10). Stored server defaults and the options of
+    stored jobs are brought into the new range, so an upgraded bot neither refuses a server's own
+    default nor a job it had accepted, nor the More/Less/Re-run buttons of an older result.
+
+    The bounds are written out rather than read from the option's declaration: a migration records
+    what changed at one release and must do the same thing whatever later releases declare.
+    """
+    low, high = 0.1, 5.0
+
+    def clamp(value: object) -> object:
+        return min(high, max(low, float(value))) if isinstance(value, (int, float)) else value
+
+    for guild_id, data in db.execute("SELECT guild_id, data FROM guild_settings").fetchall():
+        settings = json.loads(data)
+        if "default_strength" in settings and clamp(settings["default_strength"]) != settings["default_strength"]:
+            settings["default_strength"] = clamp(settings["default_strength"])
+            db.execute("UPDATE guild_settings SET data = ? WHERE guild_id = ?", (json.dumps(settings), guild_id))
+    for job_id, options in db.execute("SELECT job_id, options FROM jobs").fetchall():
+        opts = json.loads(options)
+        if "strength" in opts and clamp(opts["strength"]) != opts["strength"]:
+            opts["strength"] = clamp(opts["strength"])
+            db.execute("UPDATE jobs SET options = ? WHERE job_id = ?", (json.dumps(opts), job_id))
+
+
+def _server_styles(db: sqlite3.Connection) -> None:
+    """A server's own styles, which its admins add and its members pick by name like a gallery
+    painting. `name_key` is the name folded for lookup (case and accents ignored), unique per
+    server; `image` is the bot's own JPEG copy of the upload, not the upload itself."""
+    db.execute(
+        """CREATE TABLE server_styles (
+            guild_id   INTEGER NOT NULL,
+            name       TEXT NOT NULL,
+            name_key   TEXT NOT NULL,
+            image      BLOB NOT NULL,
+            added_by   INTEGER,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (guild_id, name_key)
+        )"""
+    )
+
+
+def _blends_and_deletions(db: sqlite3.Connection) -> None:
+    """A job may blend up to three styles: the second and third are kept, packed, in `more_styles`
+    beside the first. `inputs_info` describes a job's images for people (the content's file name,
+    each style's name and weight) so its result can say what was blended and carry alt text;
+    `deleted_at` is when its owner deleted the result and its images."""
+    db.execute("ALTER TABLE inputs ADD COLUMN more_styles BLOB NOT NULL DEFAULT x''")
+    db.execute("ALTER TABLE jobs ADD COLUMN inputs_info TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN deleted_at REAL")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _initial_schema,
+    _member_index,
+    _blocks,
+    _strength_range,
+    _server_styles,
+    _blends_and_deletions,
+)
 
 
 def latest() -> int:

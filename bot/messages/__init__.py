@@ -11,9 +11,12 @@ a line small and grey, `<@id>` mentions a user, `<#id>` a channel.
 from __future__ import annotations
 
 import functools
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from bot.messages.styles import styles_phrase
 from stylecore.notes import Note
 from stylecore.option_specs import OPTION_SPECS
 from stylecore.options import StyleOptions
@@ -32,6 +35,18 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def fmt_when(seconds_from_now: float | None, now: float | None = None) -> str | None:
+    """A time that far from now as a Discord timestamp, `<t:unix:R>`, which every reader's client shows
+    in their own language and counts down ("in 3 minutes"; Discord's developer docs, "Message
+    Formatting"); None when unknown. Rounded (5 s within a minute, then 15 s, then a minute), so an
+    estimate that moves by a second leaves the text alone and costs no message edit."""
+    if seconds_from_now is None or seconds_from_now != seconds_from_now or seconds_from_now < 0:
+        return None
+    step = 5 if seconds_from_now < 60 else 15 if seconds_from_now < 600 else 60
+    at = (time.time() if now is None else now) + seconds_from_now
+    return f"<t:{int(math.ceil(at / step) * step)}:R>"
 
 
 def _names(perms: Iterable[str]) -> str:
@@ -92,10 +107,17 @@ RESUMED_AFTER_RESTART = "🔄 The bot restarted; your job is back in the queue."
 
 
 def queued(
-    job_id: str, options: Mapping[str, Any], position: int | None, eta: float | None, *, note: str | None = None
+    job_id: str,
+    options: Mapping[str, Any],
+    position: int | None,
+    eta: float | None,
+    *,
+    note: str | None = None,
+    now: float | None = None,
 ) -> str:
     where = f"position {position}" if position else "waiting"
-    eta_part = f" · done in ~{fmt_duration(eta)}" if eta is not None else ""  # (eta: start + run)
+    when = fmt_when(eta, now)  # eta: its wait and its run
+    eta_part = f" · done {when}" if when else ""
     head = f"{note}\n" if note else ""
     return f"{head}⏳ **Queued** — {where}{eta_part}\n{_footer(job_id, options)}"
 
@@ -113,14 +135,16 @@ def running(
     loss: float | None,
     *,
     note: str | None = None,
+    now: float | None = None,
 ) -> str:
     pct = int(100 * step / total) if total else 0
     bar_len = 12
     filled = round(bar_len * step / total) if total else 0
     bar = "█" * filled + "░" * (bar_len - filled)
     bits = [f"step {step}/{total} ({pct}%)"]
-    if eta is not None:
-        bits.append(f"ETA {fmt_duration(eta)}")
+    when = fmt_when(eta, now)
+    if when:
+        bits.append(f"done {when}")
     if loss is not None:
         bits.append(f"loss {loss:.3g}")
     return f"🎨 **Stylizing** `{bar}` " + " · ".join(bits) + f"\n{_note_line(note)}{_footer(job_id, options)}"
@@ -149,12 +173,20 @@ def done(
     fmt: str,
     owner_id: int | None = None,
     notes: Sequence[str | None] = (),
+    styles: Mapping[str, Any] | None = None,
+    converged_at: int | None = None,
 ) -> str:
+    """`converged_at`: the step a run stopped at because its image had stopped changing (its
+    steps option is a cap), so the footer's "N steps" is not read as what it ran."""
     who = f" for <@{owner_id}>" if owner_id else ""
+    if converged_at is not None:
+        notes = [f"Converged at step {converged_at} of {options.get('steps')}", *notes]
     lines = [f"-# {n}" for n in dict.fromkeys(filter(None, map(_one_line, notes)))]
     extra = "".join(f"\n{line}" for line in lines)
+    used = styles_phrase(styles)
+    style_line = f"\n🖌️ {'Blend: ' if len((styles or {}).get('styles') or []) > 1 else ''}{used}" if used else ""
     return (
-        f"✅ **Done**{who} in {fmt_duration(seconds)} · {width}×{height} {fmt.upper()} on {device}{extra}\n"
+        f"✅ **Done**{who} in {fmt_duration(seconds)} · {width}×{height} {fmt.upper()} on {device}{style_line}{extra}\n"
         f"{_footer(job_id, options)}"
     )
 
@@ -237,17 +269,18 @@ def queue_entry(
     step: int | None = None,
     total: int | None = None,
     owner_id: int | None = None,
+    now: float | None = None,
 ) -> str:
     """One line of /queue; `owner_id` is shown to admins, who see everyone's jobs."""
     owner = f" — <@{owner_id}>" if owner_id is not None else ""
+    when = fmt_when(eta, now)
+    left = f", done {when}" if when else ""
     if state == "running":
         where = (
             f"running, step {step}/{total} ({int(100 * step / total)}%)" if step is not None and total else "running"
         )
-        left = f", about {fmt_duration(eta)} left" if eta is not None else ""
     else:
         where = f"queued, position {position}"
-        left = f", done in ~{fmt_duration(eta)}" if eta is not None else ""
     return f"`{job_id}` {where}{left}{owner}"
 
 
@@ -299,12 +332,7 @@ def job_choice(job_id: str, state: str) -> str:
 # -- refusals -------------------------------------------------------------------------------
 
 RESTARTING = "I'm restarting and not taking new jobs; please try again in a minute."
-USAGE = (
-    "To stylize, reply to a message that has an image, mention me and attach the style image — "
-    "or mention me with two images (content first, then style). You can also use /stylize."
-)
 _WITHOUT_REPLIES = "mention me with two images (content, then style), or use /stylize or Apps → Stylize this image"
-USAGE_WITHOUT_REPLIES = f"To stylize, {_WITHOUT_REPLIES}."
 REPLIED_TO_UNREADABLE = f"I can't see images in messages you reply to (no Message Content access): {_WITHOUT_REPLIES}."
 NO_IMAGE_IN_MESSAGE = "That message has no image attachment to stylize."
 REPLIED_TO_HAS_NO_IMAGE = (
@@ -334,11 +362,10 @@ def too_many_jobs(
     )
 
 
-def cooldown(left: float, cooldown_seconds: float) -> str:
-    return (
-        f"Please wait {fmt_duration(left)} before starting another job "
-        f"(this server's cooldown is {cooldown_seconds:g} s)."
-    )
+def cooldown(left: float, cooldown_seconds: float, now: float | None = None) -> str:
+    # Rounded up to the second: a member who tries at the time shown is let in.
+    at = math.ceil((time.time() if now is None else now) + left)
+    return f"Please wait: you can start another job <t:{at}:R> (this server's cooldown is {cooldown_seconds:g} s)."
 
 
 NO_WORKERS = "I can't run jobs right now: none of my workers could start. Please try again in a few minutes."
@@ -453,9 +480,13 @@ def bot_missing(perms: Iterable[str]) -> str:
     return f"I need the {_names(perms)} permission in this channel."
 
 
-def slow_down(retry_after: float) -> str:
-    return f"Slow down a little; try again in {retry_after:.0f} s."
+def slow_down(retry_after: float, now: float | None = None) -> str:
+    at = math.ceil((time.time() if now is None else now) + retry_after)
+    return f"Slow down a little; try again <t:{at}:R>."
 
 
-# Server admins' and the operator's wording (settings, status, health, operator controls).
+# Server admins' and the operator's wording (settings, status, health, operator controls), the
+# gallery's and styles', and what members read about help and their data.
 from bot.messages.admin import *  # noqa: E402, F403
+from bot.messages.members import *  # noqa: E402, F403
+from bot.messages.styles import *  # noqa: E402, F403

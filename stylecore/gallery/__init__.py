@@ -7,7 +7,7 @@ and travel with every copy. Nothing here imports torch or knows
 about Discord: the bot uses `find` for autocomplete and `contact_sheet` to show the choice.
 """
 
-from stylecore.gallery.catalogue import Painting, UnknownPainting, find, get, load, paintings
+from stylecore.gallery.catalogue import Painting, UnknownPainting, find, fold_name, get, load, paintings
 from stylecore.gallery.sheet import contact_sheet
 
-__all__ = ["Painting", "UnknownPainting", "contact_sheet", "find", "get", "load", "paintings"]
+__all__ = ["Painting", "UnknownPainting", "contact_sheet", "find", "fold_name", "get", "load", "paintings"]

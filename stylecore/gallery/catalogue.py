@@ -54,8 +54,9 @@ class Painting:
         return f"{self.title} — {self.artist}"[:100]
 
 
-def _fold(text: str) -> str:
-    """Case- and diacritic-insensitive form of `text`, words separated by single spaces.
+def fold_name(text: str) -> str:
+    """Case- and diacritic-insensitive form of `text`, words separated by single spaces: how names
+    are compared, here and wherever other styles are looked up by name beside the paintings.
 
     NFKD splits "é" into "e" plus a combining accent, which is then dropped, so "Americaine"
     finds "américaine"; underscores count as spaces so keys match like titles.
@@ -78,18 +79,18 @@ def paintings() -> list[Painting]:
 
 def get(name: str) -> Painting:
     """The painting whose key, title or alternative title is `name` (ignoring case and accents)."""
-    wanted = _fold(name)
+    wanted = fold_name(name)
     for painting in _catalogue():
-        if wanted and wanted in {_fold(n) for n in (painting.key, painting.title, *painting.aliases)}:
+        if wanted and wanted in {fold_name(n) for n in (painting.key, painting.title, *painting.aliases)}:
             return painting
     raise UnknownPainting(f"There is no painting called {name!r} in the gallery.")
 
 
 def _rank(painting: Painting, query: str, words: list[str]) -> int | None:
     """Lower is better; None means no match. Titles outrank artists, whole names outrank parts."""
-    names = [_fold(n) for n in (painting.title, *painting.aliases, painting.key)]
+    names = [fold_name(n) for n in (painting.title, *painting.aliases, painting.key)]
     title_words = {w for n in names for w in n.split()}
-    all_words = title_words | set(_fold(painting.artist).split())
+    all_words = title_words | set(fold_name(painting.artist).split())
     if query in names:
         return 0
     if any(n.startswith(query) for n in names):
@@ -98,7 +99,7 @@ def _rank(painting: Painting, query: str, words: list[str]) -> int | None:
         return 2
     if all(any(t.startswith(w) for t in all_words) for w in words):
         return 3
-    if query in " ".join([*names, _fold(painting.artist)]):
+    if query in " ".join([*names, fold_name(painting.artist)]):
         return 4
     return None
 
@@ -111,7 +112,7 @@ def find(query: str) -> list[Painting]:
     must occur somewhere in them), so "gogh", "starry", "scr" and "van gogh starry" all work.
     Ties keep the gallery's order.
     """
-    folded = _fold(query)
+    folded = fold_name(query)
     if not folded:
         return paintings()
     words = folded.split()

@@ -18,6 +18,8 @@ Discord token) never reach code that parses hostile data.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -82,6 +84,7 @@ _ENV_KEEP = (
 )
 _CHUNK = 1 * MiB
 _MAX_REPLY = 64 * 1024
+_MAX_COPY = 4 * MiB  # a JPEG of at most 4096 px a side at the copy's quality stays well under this
 _MAX_STDERR = 16 * 1024
 _MAX_USER_MESSAGE = 300
 _ERRORS: dict[str, type[ImageError]] = {
@@ -161,6 +164,10 @@ class IsolatedDecoder:
         arrives as an `ImageError` whose `user_message` can be shown as is. Cancelling the
         call kills the child.
         """
+        return _info((await self._checked(data, limits, None)).get("info"))
+
+    async def _checked(self, data: bytes, limits: ImageLimits | None, copy_side: int | None) -> dict[str, object]:
+        """The child's successful reply for `data`; every failure raised as its ImageError."""
         if self._closed:
             raise RuntimeError("IsolatedDecoder is closed")
         limits = limits or ImageLimits()
@@ -175,9 +182,25 @@ class IsolatedDecoder:
         try:
             if self._closed:
                 raise RuntimeError("IsolatedDecoder is closed")
-            return await self._decode_in_child(data, limits)
+            return await self._decode_in_child(data, limits, copy_side)
         finally:
             self._slots.release()
+
+    async def copy(self, data: bytes, limits: ImageLimits | None = None, *, max_side: int = 1024) -> bytes:
+        """Validate `data` as `validate` does and return a JPEG re-encoded from its decoded pixels,
+        long side at most `max_side` (never enlarged): a copy worth keeping for long (small, one
+        known format, made by this package's own encoder), so nothing that reads it later has to
+        trust the sender's file. Raises `ImageError` as `validate` does."""
+        if not 16 <= max_side <= 4096:
+            raise ValueError(f"max_side must be between 16 and 4096, got {max_side}")
+        reply = await self._checked(data, limits, max_side)
+        copy = reply.get("copy")
+        try:
+            encoded = base64.b64decode(str(copy), validate=True)
+        except (binascii.Error, ValueError):
+            raise DecoderFailed("the decoder sent no usable copy") from None
+        probe_image(encoded, ImageLimits(max_bytes=_MAX_COPY, max_pixels=max_side * max_side))
+        return encoded
 
     async def close(self) -> None:
         """Kill any children still decoding; later calls to `validate` raise RuntimeError."""
@@ -194,11 +217,12 @@ class IsolatedDecoder:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _decode_in_child(self, data: bytes, limits: ImageLimits) -> ImageInfo:
+    async def _decode_in_child(self, data: bytes, limits: ImageLimits, copy_side: int | None) -> dict[str, object]:
         request = {
             "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels, "min_side": limits.min_side},
             "memory_limit": self.memory_limit,
             "cpu_seconds": math.ceil(self.timeout) + 1,
+            "copy_side": copy_side,
         }
         proc = await asyncio.create_subprocess_exec(
             *self._argv,
@@ -211,7 +235,13 @@ class IsolatedDecoder:
         self._children.add(proc)
         try:
             out, err = await asyncio.wait_for(
-                self._exchange(proc, json.dumps(request).encode() + b"\n", data), self.timeout
+                self._exchange(
+                    proc,
+                    json.dumps(request).encode() + b"\n",
+                    data,
+                    _MAX_REPLY if copy_side is None else _MAX_REPLY + 2 * _MAX_COPY,
+                ),
+                self.timeout,
             )
         except asyncio.TimeoutError:
             log.warning("image decoder (pid %s) still running after %g s; killed", proc.pid, self.timeout)
@@ -226,7 +256,9 @@ class IsolatedDecoder:
         return _result(proc.pid, proc.returncode, out, err)
 
     @staticmethod
-    async def _exchange(proc: asyncio.subprocess.Process, request: bytes, data: bytes) -> tuple[bytes, bytes]:
+    async def _exchange(
+        proc: asyncio.subprocess.Process, request: bytes, data: bytes, max_reply: int
+    ) -> tuple[bytes, bytes]:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
 
         async def feed() -> None:
@@ -244,7 +276,7 @@ class IsolatedDecoder:
                 stdin.close()
 
         out, err, _ = await asyncio.gather(
-            _read_capped(proc.stdout, _MAX_REPLY), _read_capped(proc.stderr, _MAX_STDERR), feed()
+            _read_capped(proc.stdout, max_reply), _read_capped(proc.stderr, _MAX_STDERR), feed()
         )
         await proc.wait()
         return out, err
@@ -268,8 +300,8 @@ def _describe_exit(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def _result(pid: int, returncode: int, out: bytes, err: bytes) -> ImageInfo:
-    """The child's answer as an ImageInfo, or the ImageError it stands for."""
+def _result(pid: int, returncode: int, out: bytes, err: bytes) -> dict[str, object]:
+    """The child's successful reply (its `info` checked), or the ImageError it stands for."""
     reply: object = None
     with contextlib.suppress(ValueError):
         reply = json.loads(out.split(b"\n", 1)[0] or b"null")
@@ -281,7 +313,8 @@ def _result(pid: int, returncode: int, out: bytes, err: bytes) -> ImageInfo:
         raise DecoderFailed(f"decoder failed with {_describe_exit(returncode)}")
     try:
         if reply.get("ok") is True:
-            return _info(reply["info"])
+            _info(reply["info"])
+            return reply
         cls = _ERRORS[reply["kind"]]
         message = str(reply["user_message"])[:_MAX_USER_MESSAGE]
         detail = str(reply["detail"])[:2000]

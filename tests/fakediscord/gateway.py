@@ -207,7 +207,7 @@ class Gateway:
         session.conn = conn
         self.identify_count += 1
         bot = self.state.bot_user
-        guilds = [g for g in self.state.guilds.values() if session.owns_guild(g.id)]
+        guilds = [g for g in self.state.guilds.values() if session.owns_guild(g.id) and bot.id in g.members]
         ready: dict[str, Any] = {
             "v": 10,
             "user": P.current_user(bot),

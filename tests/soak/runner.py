@@ -90,7 +90,8 @@ def read_database(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, int]
         db.row_factory = sqlite3.Row
         jobs = {r["job_id"]: dict(r) for r in db.execute("SELECT * FROM jobs")}
         inputs = {
-            r["job_id"]: r["n"] for r in db.execute("SELECT job_id, length(content) + length(style) AS n FROM inputs")
+            r["job_id"]: r["n"]
+            for r in db.execute("SELECT job_id, length(content) + length(style) + length(more_styles) AS n FROM inputs")
         }
     return jobs, inputs
 

@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
-from discord.app_commands import Transform
 from discord.ext import commands
 
-from bot import messages
+from bot import messages, style_sources
 from bot.checks import check_bot_permissions, check_channel, check_not_blocked, image_attachments, is_admin
 from bot.cogs.stylize import requests
-from bot.cogs.stylize.parameters import Declared, describe_declared
+from bot.cogs.stylize.parameters import describe_declared, job_options
 from bot.cogs.stylize.service import JobService
 from bot.cogs.stylize.uploads import DownloadSlots, Uploads
-from bot.cogs.stylize.views import AgainButton, CancelButton, QueuePager, StyleModal
+from bot.cogs.stylize.views import AgainButton, CancelButton, DeleteButton, QueuePager, StyleModal
+from bot.contexts import in_servers_and_bot_dms, server_install, servers_and_bot_dms
 from bot.errors import BadInput, Blocked, JobNotFound, count_refusal, describe
+from bot.guide import guide
+from bot.style_sources import StyleSource
 from stylecore.imageio import ImageLimits
 
 if TYPE_CHECKING:
@@ -37,7 +39,12 @@ log = logging.getLogger(__name__)
 class Stylize(commands.Cog):
     def __init__(self, bot: StyleBot) -> None:
         self.bot = bot
-        self.menu = app_commands.ContextMenu(name="Stylize this image", callback=self.stylize_menu)
+        self.menu = app_commands.ContextMenu(
+            name="Stylize this image",
+            callback=self.stylize_menu,
+            allowed_contexts=in_servers_and_bot_dms(),
+            allowed_installs=server_install(),
+        )
         assert bot.executor is not None and bot.decoder is not None, "both start before the extensions load"
         config = bot.config
         uploads = Uploads(
@@ -61,7 +68,7 @@ class Stylize(commands.Cog):
         """Serve the buttons of earlier messages, then re-queue what a previous process left."""
         self.bot.jobs = self.service
         self.bot.tree.add_command(self.menu)
-        self.bot.add_dynamic_items(CancelButton, AgainButton)
+        self.bot.add_dynamic_items(CancelButton, AgainButton, DeleteButton)
         self.bot.recovered = await self.service.recover()
         if self.bot.recovered:
             log.info("re-queued %d job(s) from before the restart", self.bot.recovered)
@@ -73,26 +80,54 @@ class Stylize(commands.Cog):
         except Exception:
             log.exception("draining jobs failed")
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-        self.bot.remove_dynamic_items(CancelButton, AgainButton)
+        self.bot.remove_dynamic_items(CancelButton, AgainButton, DeleteButton)
 
     # -- starting a job ---------------------------------------------------------------------
 
     @app_commands.command(name="stylize", description="Paint one image in the style of another")
-    @app_commands.describe(content="The picture to repaint", style="The picture whose style to use")
+    @servers_and_bot_dms
+    @app_commands.describe(
+        content="The picture to repaint",
+        style="The picture whose style to use (or pick a painting)",
+        painting="A painting from the gallery or one of this server's styles (see /styles)",
+        style2="A second style image to blend in",
+        painting2="A second painting or server style to blend in",
+        style3="A third style image to blend in",
+        painting3="A third painting or server style to blend in",
+        blend="How much of each style, in the order above, e.g. 2,1 (equal when empty)",
+    )
     @describe_declared
+    @job_options  # size, steps, strength, ...: every option declared per_job in stylecore.option_specs
     async def stylize(
         self,
         interaction: discord.Interaction[StyleBot],
         content: discord.Attachment,
-        style: discord.Attachment,
-        size: Transform[int, Declared("size")] | None = None,
-        steps: Transform[int, Declared("steps")] | None = None,
-        strength: Transform[float, Declared("strength")] | None = None,
-        preserve_colors: Transform[str, Declared("preserve_colors")] | None = None,
-        seed: Transform[int, Declared("seed")] | None = None,
+        style: discord.Attachment | None = None,
+        painting: str | None = None,
+        style2: discord.Attachment | None = None,
+        painting2: str | None = None,
+        style3: discord.Attachment | None = None,
+        painting3: str | None = None,
+        blend: str | None = None,
+        **choices: Any,
     ) -> None:
-        choices = {"size": size, "steps": steps, "strength": strength, "preserve_colors": preserve_colors, "seed": seed}
-        await requests.from_interaction(self.service, interaction, content, style, source="slash", choices=choices)
+        styles = []
+        for image, named in ((style, painting), (style2, painting2), (style3, painting3)):
+            if image is not None:
+                styles.append(StyleSource.upload(image))
+            if named:
+                styles.append(await style_sources.resolve(self.bot.styles, interaction.guild_id, named))
+        await requests.from_interaction(
+            self.service, interaction, content, styles, source="slash", choices=choices, blend=blend
+        )
+
+    @stylize.autocomplete("painting")
+    @stylize.autocomplete("painting2")
+    @stylize.autocomplete("painting3")
+    async def painting_autocomplete(
+        self, interaction: discord.Interaction[StyleBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await style_sources.suggest(self.bot.styles, interaction.guild_id, current)
 
     async def stylize_menu(self, interaction: discord.Interaction[StyleBot], message: discord.Message) -> None:
         check_not_blocked(self.service.blocks, interaction.user.id, interaction.guild_id)
@@ -103,7 +138,8 @@ class Stylize(commands.Cog):
         check_channel(settings, interaction.channel)
         if interaction.guild_id is not None:
             check_bot_permissions(interaction.app_permissions)
-        await interaction.response.send_modal(StyleModal(images[0], requests.server_defaults(settings)))
+        own = [] if interaction.guild_id is None else await self.bot.styles.names(interaction.guild_id)
+        await interaction.response.send_modal(StyleModal(images[0], requests.server_defaults(settings), own))
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -125,10 +161,13 @@ class Stylize(commands.Cog):
                     referenced = await message.channel.fetch_message(message.reference.message_id)
                 except discord.HTTPException:
                     referenced = None
+        if referenced is None and not image_attachments(message):  # a question, not a job: how to use the bot
+            text = await guide(self.bot, message.guild.id if message.guild else None)
+            with contextlib.suppress(discord.HTTPException):
+                await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+            return
         message_content = self.bot.intents.message_content
         try:
-            if referenced is None and not image_attachments(message):
-                raise BadInput(messages.USAGE if message_content else messages.USAGE_WITHOUT_REPLIES)
             content, style = requests.pick_message_images(
                 message,
                 referenced,
@@ -150,6 +189,7 @@ class Stylize(commands.Cog):
     # -- your jobs --------------------------------------------------------------------------
 
     @app_commands.command(name="queue", description="Show your jobs and where they are in the queue")
+    @servers_and_bot_dms
     async def queue(self, interaction: discord.Interaction[StyleBot]) -> None:
         admin = interaction.guild is not None and is_admin(interaction.permissions)
         guild_id, user_id = interaction.guild_id, interaction.user.id
@@ -181,6 +221,7 @@ class Stylize(commands.Cog):
         await interaction.response.send_message(first[0], view=pager, ephemeral=True, allowed_mentions=quiet)
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs (the latest if none is given)")
+    @servers_and_bot_dms
     @app_commands.describe(job="The job id shown on its message")
     async def cancel(self, interaction: discord.Interaction[StyleBot], job: str | None = None) -> None:
         if job is None:

@@ -94,6 +94,7 @@ class JobFollower:
         )
         self.last: JobEvent | None = None
         self.cancelled_by: int | None = None
+        self.quiet = False  # end without a word: the bot can no longer reach the job's channel
         self.pausing = False
         self.note = note  # shown while queued (e.g. "resumed after a restart")
         self.run_note: str | None = None  # the executor's word on this attempt (ran smaller, retried...)
@@ -218,8 +219,11 @@ class JobFollower:
             fmt=encoded.fmt,
             owner_id=rec.owner_id,
             notes=[*notes, note],
+            styles=rec.inputs_info,
+            converged_at=res.steps if res.converged else None,
         )
-        return Frame(text, "result", result_view(rec.job_id), ((encoded.filename, encoded.data),))
+        alt = messages.alt_text(rec.inputs_info, messages.settings_line(rec.options))
+        return Frame(text, "result", result_view(rec.job_id), ((encoded.filename, encoded.data, alt),))
 
     async def _deliver_result(self, res: JobResult) -> None:
         """Post the image fitted to the upload limit, and end the row either way.
@@ -259,6 +263,9 @@ class JobFollower:
 
     async def _deliver(self, frame: Frame, *, retry: Retry | None = None) -> None:
         """The final frame must arrive: the job's message, else a new one mentioning the owner; never raises."""
+        if self.quiet:
+            await self.editor.close()
+            return
         try:
             await self.courier.deliver(frame, retry=retry)
         except DeliveryFailed as failed:

@@ -38,14 +38,15 @@ _INVALID_TOKEN_CODES = {50027, 10015}  # Invalid Webhook Token, Unknown Webhook
 class Frame:
     """What the message should look like.
 
-    `files` None leaves the current attachments alone, () removes them. `view_key`
-    stands in for the view when comparing frames (views are not comparable).
+    `files` None leaves the current attachments alone, () removes them; each is (name, bytes) or
+    (name, bytes, alt text). `view_key` stands in for the view when comparing frames (views are not
+    comparable).
     """
 
     content: str
     view_key: str = "none"
     view: discord.ui.View | None = field(default=None, compare=False)
-    files: tuple[tuple[str, bytes], ...] | None = None
+    files: tuple[tuple[str, bytes] | tuple[str, bytes, str], ...] | None = None
 
     def kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -54,7 +55,10 @@ class Frame:
             "allowed_mentions": discord.AllowedMentions.none(),
         }
         if self.files is not None:
-            kw["attachments"] = [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
+            kw["attachments"] = [
+                discord.File(io.BytesIO(f[1]), filename=f[0], description=f[2] if len(f) > 2 else None)
+                for f in self.files
+            ]
         return kw
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -32,6 +32,7 @@ from bot.cogs.stylize.progress import ChannelTarget, InteractionTarget
 from bot.db import JobRecord
 from bot.errors import BadInput, InputsExpired, JobNotFound
 from bot.guild_settings import GuildSettings
+from bot.style_sources import StyleSource, describe, parse_blend
 from stylecore.executors.base import new_job_id
 from stylecore.option_specs import OPTION_SPECS
 from stylecore.options import StyleOptions, report_every_for
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
 STRENGTH_STEP = 1.5  # More style / Less style multiply or divide the strength by this
+MAX_STYLES = 3  # styles one job may blend: each adds a pass of the network per step to its targets
 
 
 def server_defaults(settings: GuildSettings) -> dict[str, Any]:
@@ -73,6 +75,7 @@ def new_record(
     options: StyleOptions,
     filesize_limit: int,
     parent_id: str | None = None,
+    inputs_info: Mapping[str, Any] | None = None,
 ) -> JobRecord:
     """The row of a job about to be queued."""
     return JobRecord(
@@ -86,24 +89,41 @@ def new_record(
         filesize_limit=filesize_limit,
         created_at=time.time(),
         parent_id=parent_id,
+        inputs_info=dict(inputs_info) if inputs_info is not None else None,
     )
 
 
 # -- interactions (slash, form, buttons) ----------------------------------------------------
 
 
+def check_style_count(styles: Sequence[StyleSource]) -> None:
+    """One style at least (an image or a named style), and no more than the engine blends here."""
+    if not styles:
+        raise BadInput(messages.NO_STYLE_GIVEN)
+    if len(styles) > MAX_STYLES:
+        raise BadInput(messages.too_many_styles(len(styles), MAX_STYLES))
+
+
+def blended(options: StyleOptions, weights: Sequence[float]) -> StyleOptions:
+    """The options with the blend's weights, for a job of several styles (one style needs none)."""
+    return options.replace(style_blend=tuple(weights)) if len(weights) > 1 else options
+
+
 async def from_interaction(
     service: JobService,
     interaction: discord.Interaction[Any],
     content: discord.Attachment | None,
-    style: discord.Attachment | None,
+    styles: Sequence[StyleSource],
     *,
     source: str,
     choices: Mapping[str, Any],
-    inputs: tuple[bytes, bytes] | None = None,
+    blend: str | None = None,
+    inputs: tuple[bytes, ...] | None = None,
+    inputs_info: Mapping[str, Any] | None = None,
     parent_id: str | None = None,
 ) -> JobRecord:
-    """A job from attachments (or the stored `inputs` of an earlier one); progress edits the response."""
+    """A job from attachments and named styles (or the stored `inputs` and `inputs_info` of an
+    earlier one); progress edits the response."""
     check_not_blocked(service.blocks, interaction.user.id, interaction.guild_id)
     settings = await service.settings_for(interaction.guild_id)
     check_channel(settings, interaction.channel)
@@ -111,14 +131,21 @@ async def from_interaction(
         check_bot_permissions(interaction.app_permissions)
     options = build_options(settings, choices)
     if inputs is None:
+        check_style_count(styles)
+        options = blended(options, parse_blend(blend, len(styles)))
         check_attachment(content, "content image", service.config.max_input_bytes)
-        check_attachment(style, "style image", service.config.max_input_bytes)
+        uploads = [(s.attachment, _what(i, len(styles))) for i, s in enumerate(styles) if s.attachment is not None]
+        for attachment, what in uploads:
+            check_attachment(attachment, what, service.config.max_input_bytes)
     async with service.admission(settings, interaction.guild_id, interaction.user.id) as admission:
         await interaction.response.defer(thinking=True)
         interaction.extras["public_defer"] = True
         if inputs is None:
-            assert content is not None and style is not None
-            inputs = await service.fetch_inputs(content, style, interaction.user.id)
+            assert content is not None
+            fetched = iter(await service.fetch_inputs([(content, "content image"), *uploads], interaction.user.id))
+            content_data = next(fetched)
+            inputs = (content_data, *(s.data if s.data is not None else next(fetched) for s in styles))
+            inputs_info = describe(content.filename, styles, options.style_blend or (1.0,))
         record = new_record(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or 0,
@@ -127,11 +154,17 @@ async def from_interaction(
             options=options,
             filesize_limit=interaction.filesize_limit or DEFAULT_FILESIZE_LIMIT,
             parent_id=parent_id,
+            inputs_info=inputs_info,
         )
         target = InteractionTarget(interaction, lifetime=service.config.token_lifetime, mention_id=interaction.user.id)
         await service.submit(record, inputs, target, admission)
     interaction.extras["job_id"] = record.job_id
     return record
+
+
+def _what(index: int, count: int) -> str:
+    """How a refusal names the `index`-th style image of a request of `count` styles."""
+    return "style image" if count == 1 else f"style image {index + 1}"
 
 
 def again_choices(parent: Mapping[str, Any], action: str) -> dict[str, Any]:
@@ -145,6 +178,8 @@ def again_choices(parent: Mapping[str, Any], action: str) -> dict[str, Any]:
         choices["strength"] = round(max(float(spec.low or 0.0), strength / STRENGTH_STEP), 4)
     else:
         choices["seed"] = None  # a fresh seed: same settings, a different take
+    if parent.get("style_blend"):
+        choices["style_blend"] = tuple(parent["style_blend"])
     return choices
 
 
@@ -160,15 +195,18 @@ async def run_again(service: JobService, interaction: discord.Interaction[Any], 
     check_job_belongs_here(parent.guild_id, parent.owner_id, interaction.guild_id, interaction.user.id)
     inputs = await service.db.get_inputs(job_id)
     if inputs is None:
+        if parent.deleted_at is not None:
+            raise InputsExpired(messages.INPUTS_DELETED)
         raise InputsExpired(messages.inputs_expired(service.config.inputs_ttl))
     return await from_interaction(
         service,
         interaction,
         None,
-        None,
+        (),
         source=f"button:{action}",
         choices=again_choices(parent.options, action),
         inputs=inputs,
+        inputs_info=parent.inputs_info,
         parent_id=job_id,
     )
 
@@ -217,7 +255,9 @@ async def from_message(
     check_attachment(content, "content image", service.config.max_input_bytes)
     check_attachment(style, "style image", service.config.max_input_bytes)
     async with service.admission(settings, guild_id, message.author.id) as admission:
-        inputs = await service.fetch_inputs(content, style, message.author.id)
+        inputs = tuple(
+            await service.fetch_inputs([(content, "content image"), (style, "style image")], message.author.id)
+        )
         record = new_record(
             guild_id=guild_id,
             channel_id=message.channel.id,
@@ -225,6 +265,7 @@ async def from_message(
             source="reply",
             options=options,
             filesize_limit=message.guild.filesize_limit if message.guild else DEFAULT_FILESIZE_LIMIT,
+            inputs_info=describe(content.filename, [StyleSource.upload(style)], (1.0,)),
         )
         target = ChannelTarget(service.client, message.channel.id, None, reply_to=message.id)
         return await service.submit(record, inputs, target, admission)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -152,13 +152,11 @@ class JobService:
             if self._requested_at.get(key) == stamp:
                 del self._requested_at[key]
 
-    async def fetch_inputs(
-        self, content: discord.Attachment, style: discord.Attachment, member_id: int
-    ) -> tuple[bytes, bytes]:
-        """A request's two images (`Uploads.fetch_pair`), given up as soon as a shutdown begins: the
+    async def fetch_inputs(self, items: Sequence[tuple[discord.Attachment, str]], member_id: int) -> list[bytes]:
+        """A request's images (`Uploads.fetch_all`), given up as soon as a shutdown begins: the
         request could no longer be queued, so its member is told now, while the bot can still
         answer, rather than after downloads and checks that may outlast the shutdown."""
-        fetch = asyncio.ensure_future(self.uploads.fetch_pair(content, style, member_id))
+        fetch = asyncio.ensure_future(self.uploads.fetch_all(items, member_id))
         draining = asyncio.ensure_future(self._draining.wait())
         try:
             await asyncio.wait({fetch, draining}, return_when=asyncio.FIRST_COMPLETED)
@@ -174,7 +172,7 @@ class JobService:
     # -- submission -------------------------------------------------------------------------
 
     async def submit(
-        self, record: JobRecord, inputs: tuple[bytes, bytes], target: MessageTarget, admission: Admission
+        self, record: JobRecord, inputs: tuple[bytes, ...], target: MessageTarget, admission: Admission
     ) -> JobRecord:
         """Store, then queue in the admission's place; a refusal by the executor (the place
         expired and the job no longer fits) removes the row again and propagates."""
@@ -202,7 +200,7 @@ class JobService:
     async def _queue(
         self,
         record: JobRecord,
-        inputs: tuple[bytes, bytes],
+        inputs: tuple[bytes, ...],
         target: MessageTarget,
         settings: GuildSettings,
         *,
@@ -214,7 +212,7 @@ class JobService:
         meta = {"guild_id": record.guild_id, "channel_id": record.channel_id, "owner_id": record.owner_id}
         job = Job(
             content=inputs[0],
-            styles=(inputs[1],),
+            styles=inputs[1:],
             options=options,
             user_id=str(record.owner_id),
             job_id=record.job_id,
@@ -250,13 +248,7 @@ class JobService:
 
     async def cancel_by(self, job_id: str, user: discord.abc.User) -> JobRecord:
         """Cancel for its owner, or for someone with Manage Messages in the job's own channel."""
-        record = await self.db.get_job(job_id)
-        if record is None:
-            raise JobNotFound(messages.unknown_job(job_id))
-        if user.id != record.owner_id:
-            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
-            if not can_manage_job(user.id, perms, record.owner_id):
-                raise NotYourJob(messages.NOT_YOUR_JOB)
+        record = await self._job_for(job_id, user, messages.unknown_job(job_id), messages.NOT_YOUR_JOB)
         follower = self.followers.get(job_id)
         if follower is not None and follower.ended:
             # Its end is known but still being delivered (the row says so only once it is shown).
@@ -275,6 +267,31 @@ class JobService:
         if not await follower.cancel(by=user.id):
             raise JobNotFound(messages.already_finished(job_id))
         return record
+
+    async def _job_for(self, job_id: str, user: discord.abc.User, missing: str, not_yours: str) -> JobRecord:
+        """The job's row, if `user` may act on it: its owner, or someone with Manage Messages in
+        the job's own channel (not where they ask from)."""
+        record = await self.db.get_job(job_id)
+        if record is None:
+            raise JobNotFound(missing)
+        if user.id != record.owner_id:
+            perms = await permissions_where_job_lives(self.client, user, record.guild_id, record.channel_id)
+            if not can_manage_job(user.id, perms, record.owner_id):
+                raise NotYourJob(not_yours)
+        return record
+
+    async def delete_result(self, job_id: str, user: discord.abc.User, message: discord.Message | None) -> None:
+        """A result deleted with its 🗑️ button, by its owner or by someone with Manage Messages in its
+        channel: the stored images go first (nothing can run from them again, and More/Less/Re-run
+        say so), then the message (`message`, or the one the row names)."""
+        record = await self._job_for(job_id, user, messages.forgotten_job(job_id), messages.NOT_YOUR_RESULT)
+        await self.db.delete_inputs(job_id)
+        if message is None and record.message_id is not None:
+            message = self.client.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)  # type: ignore[assignment]
+        if message is not None:
+            with contextlib.suppress(discord.NotFound):
+                await message.delete()
+        log.info("job %s: result and images deleted by %s", job_id, user.id)
 
     async def take_down(self, job_id: str, by: int, reason: str | None = None) -> bool:
         """The operator removes a job: a job not over yet is cancelled first; then its message is
@@ -300,6 +317,34 @@ class JobService:
         await self.db.update_job(job_id, state="removed", error=f"taken down by {by}: {reason or 'no reason given'}")
         log.warning("job %s taken down by operator %s (%s)", job_id, by, reason or "no reason given")
         return deleted
+
+    async def stop_jobs(
+        self, *, owner_id: int | None = None, guild_id: int | None = None, quiet: bool = False, wait: float = 30.0
+    ) -> int:
+        """Cancel every queued or running job of a member (everywhere) or of a server, and wait up to
+        `wait` seconds for each to end, so that what is stored about them can then be deleted at once.
+        `quiet`: their messages are not edited (the bot has left the server they are in). Returns
+        how many were stopped."""
+        assert owner_id is not None or guild_id is not None, "everyone's jobs are never stopped at once"
+        stopped = 0
+        tasks = []
+        for record in await self.db.jobs_in(ACTIVE_STATES):
+            if (owner_id is not None and record.owner_id != owner_id) or (
+                guild_id is not None and record.guild_id != guild_id
+            ):
+                continue
+            follower = self.followers.get(record.job_id)
+            if follower is None:
+                await self.set_state(record, "cancelled")
+            else:
+                follower.quiet = quiet
+                await follower.cancel(by=record.owner_id)
+                if follower.task is not None:
+                    tasks.append(follower.task)
+            stopped += 1
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait)
+        return stopped
 
     async def active_jobs(self, guild_id: int | None, owner_id: int | None) -> list[JobRecord]:
         """Queued and running jobs, oldest first; `owner_id` None for everyone's."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 import discord
@@ -95,16 +95,12 @@ class Uploads:
             raise BadInput(messages.unusable_image(what, exc.user_message)) from None
         return data
 
-    async def fetch_pair(
-        self, content: discord.Attachment, style: discord.Attachment, member_id: int
-    ) -> tuple[bytes, bytes]:
-        """A request's two images, fetched at once. The first problem found stops the other
-        image's work, so a refused request holds no download slot or decoding child any longer;
-        with two problems, the content image's is reported (the member named it first)."""
-        tasks = [
-            asyncio.ensure_future(self.fetch(content, "content image", member_id)),
-            asyncio.ensure_future(self.fetch(style, "style image", member_id)),
-        ]
+    async def fetch_all(self, items: Sequence[tuple[discord.Attachment, str]], member_id: int) -> list[bytes]:
+        """A request's images (attachment, how to name it), fetched at once, in order. The first
+        problem found stops the other images' work, so a refused request holds no download slot or
+        decoding child any longer; with several problems, the first image's is reported (the member
+        named it first)."""
+        tasks = [asyncio.ensure_future(self.fetch(attachment, what, member_id)) for attachment, what in items]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
@@ -114,7 +110,18 @@ class Uploads:
         for task in tasks:
             if not task.cancelled() and (problem := task.exception()) is not None:
                 raise problem
-        return tasks[0].result(), tasks[1].result()
+        return [task.result() for task in tasks]
+
+    async def keep_copy(self, attachment: discord.Attachment, what: str, member_id: int, max_side: int) -> bytes:
+        """An image to keep for long (a server style): downloaded and checked as any upload, and
+        kept as the checker's own JPEG copy, long side at most `max_side`, not as the sender's file."""
+        async with self.slots.slot(member_id):
+            data = await self._download(attachment, what)
+        try:
+            return await self.decoder.copy(data, self.limits, max_side=max_side)
+        except ImageError as exc:
+            log.info("refused the %s %s from member %s: %s", what, attachment.id, member_id, exc)
+            raise BadInput(messages.unusable_image(what, exc.user_message)) from None
 
     @staticmethod
     async def _download(attachment: discord.Attachment, what: str) -> bytes:

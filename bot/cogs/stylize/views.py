@@ -2,7 +2,7 @@
 
 Both kinds of button are `DynamicItem`s whose custom_id carries the job id, so they keep
 working after a restart without any in-memory view (discord.py's `Client.add_dynamic_items`):
-Cancel on progress messages, More style / Less style / Re-run on results. Their callbacks
+Cancel on progress messages, More style / Less style / Re-run and Delete on results. Their callbacks
 only parse and delegate to the service or the requests module; errors go through the same
 handler as slash commands.
 """
@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import ui
 
-from bot import messages
+from bot import messages, style_sources
 from bot.cogs.stylize import requests
 from bot.errors import BadInput, handle_interaction_error
+from stylecore import gallery
 from stylecore.option_specs import OPTION_SPECS, OptionsError
 
 if TYPE_CHECKING:
@@ -86,6 +87,34 @@ class AgainButton(
             await handle_interaction_error(interaction, exc)
 
 
+class DeleteButton(ui.DynamicItem[ui.Button[Any]], template=rf"stylebot:delete:(?P<job>{JOB_ID})"):
+    """🗑️ on a result: the result and the images it was made from, gone at once (see
+    `JobService.delete_result` for who may)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            ui.Button(
+                label="Delete", emoji="🗑️", style=discord.ButtonStyle.secondary, custom_id=f"stylebot:delete:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: re.Match[str], /
+    ) -> DeleteButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
+        try:
+            interaction.extras["job_id"] = self.job_id
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.client.jobs.delete_result(self.job_id, interaction.user, interaction.message)
+            await interaction.followup.send(messages.RESULT_DELETED, ephemeral=True)
+        except Exception as exc:
+            await handle_interaction_error(interaction, exc)
+
+
 def is_result_message(message: discord.Message, job_id: str) -> bool:
     """Whether `message` shows `job_id`'s result: an attachment and the job's result buttons."""
     wanted = {again_custom_id(action, job_id) for action in AGAIN_ACTIONS}
@@ -103,6 +132,7 @@ def result_view(job_id: str) -> ui.View:
     view = ui.View(timeout=None)
     for action in AGAIN_ACTIONS:
         view.add_item(AgainButton(action, job_id))
+    view.add_item(DeleteButton(job_id))
     return view
 
 
@@ -154,20 +184,34 @@ class QueuePager(ui.View):
 
 
 class StyleModal(ui.Modal, title="Stylize this image"):
-    """The context menu's form: the style image (a file upload) and the options in `OPTIONS`,
-    each a text field built from its declaration and prefilled with this server's default."""
+    """The context menu's form: a style image (a file upload) and/or up to three named styles (the
+    gallery's paintings, then the server's own styles, as /stylize's `painting` offers them), and
+    the options in `OPTIONS`, each a text field built from its declaration and prefilled with this
+    server's default. Discord's selects hold 25 options, so a server with many styles shows its
+    first ones here (all of them in /stylize)."""
 
     OPTIONS: tuple[str, ...] = ("strength",)
 
-    def __init__(self, content: discord.Attachment, defaults: Mapping[str, Any]) -> None:
+    def __init__(self, content: discord.Attachment, defaults: Mapping[str, Any], server_styles: list[str]) -> None:
         super().__init__(timeout=600)
         self.content = content
         self.style_file: ui.FileUpload[Any] = ui.FileUpload(
-            custom_id="stylebot:modal:style", required=True, min_values=1, max_values=1
+            custom_id="stylebot:modal:style", required=False, min_values=0, max_values=1
         )
         self.add_item(
             ui.Label(text="Style image", description="The picture whose style to apply", component=self.style_file)
         )
+        named = [(p.label, f"{style_sources.PAINTING}{p.key}") for p in gallery.paintings()]
+        named += [(messages.server_style_choice(n), f"{style_sources.SERVER}{n}") for n in server_styles]
+        options = [discord.SelectOption(label=label[:100], value=value[:100]) for label, value in named[:25]]
+        self.named: ui.Select[Any] = ui.Select(
+            custom_id="stylebot:modal:painting",
+            options=options,
+            required=False,
+            min_values=0,
+            max_values=min(requests.MAX_STYLES, len(options)),
+        )
+        self.add_item(ui.Label(text="Or a painting", description=messages.MODAL_PAINTING_HELP, component=self.named))
         self.fields: dict[str, ui.TextInput[Any]] = {}
         for name in self.OPTIONS:
             spec = OPTION_SPECS[name]
@@ -196,9 +240,12 @@ class StyleModal(ui.Modal, title="Stylize this image"):
         return out
 
     async def on_submit(self, interaction: discord.Interaction[StyleBot]) -> None:  # type: ignore[override]
-        style = self.style_file.values[0] if self.style_file.values else None
+        choices = self.choices()
+        styles = [style_sources.StyleSource.upload(a) for a in self.style_file.values]
+        for value in self.named.values:
+            styles.append(await style_sources.resolve(interaction.client.styles, interaction.guild_id, value))
         await requests.from_interaction(
-            interaction.client.jobs, interaction, self.content, style, source="menu", choices=self.choices()
+            interaction.client.jobs, interaction, self.content, styles, source="menu", choices=choices
         )
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:

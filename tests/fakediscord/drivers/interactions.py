@@ -27,9 +27,6 @@ class InteractionDriving:
     channel: Channel
     member: Member
 
-    def _invoker(self, who: User | Member | None) -> User:
-        return self.member.user if who is None else as_user(who)
-
     def _command_for(
         self, name: str, ctype: int, channel: Channel, user: User | Member | None, *, force: bool = False
     ) -> AppCommand | None:
@@ -38,7 +35,7 @@ class InteractionDriving:
         if cmd is None and self.ctx.settings.require_synced_commands:
             raise LookupError(f"command {name!r} (type {ctype}) was never synced by the bot")
         if cmd is not None and not force:
-            self._check_command_access(cmd, self._invoker(user), channel)
+            self._check_command_access(cmd, as_user(user, self.member), channel)
         return cmd
 
     def _check_command_access(self, cmd: AppCommand, user: User, channel: Channel) -> None:
@@ -117,7 +114,7 @@ class InteractionDriving:
             data["options"] = opts
         if resolved:
             data["resolved"] = resolved
-        return await new_interaction(self.ctx, 2, data, user=self._invoker(user), channel=channel, locale=locale)
+        return await new_interaction(self.ctx, 2, data, user=as_user(user, self.member), channel=channel, locale=locale)
 
     async def autocomplete(
         self,
@@ -143,7 +140,7 @@ class InteractionDriving:
         for depth, sub in reversed(list(enumerate(subs))):
             opts = [{"name": sub, "type": 1 if depth == len(subs) - 1 else 2, "options": opts}]
         data = self._command_data(cmd, self.state.new_id(), name=root, type=1, options=opts)
-        return await new_interaction(self.ctx, 4, data, user=self._invoker(user), channel=channel)
+        return await new_interaction(self.ctx, 4, data, user=as_user(user, self.member), channel=channel)
 
     async def context_menu(
         self,
@@ -171,7 +168,7 @@ class InteractionDriving:
         data = self._command_data(
             cmd, self.state.new_id(), name=name, type=ctype, target_id=target_id, resolved=resolved
         )
-        return await new_interaction(self.ctx, 2, data, user=self._invoker(user), channel=channel)
+        return await new_interaction(self.ctx, 2, data, user=as_user(user, self.member), channel=channel)
 
     async def click_button(self, message: Message, custom_id: str, *, user: User | Member | None = None) -> Interaction:
         """Click a button on ``message`` (must exist and be enabled, as in the real client)."""
@@ -184,7 +181,9 @@ class InteractionDriving:
             raise ValueError(f"button {custom_id!r} is disabled")
         data = {"custom_id": custom_id, "component_type": 2, "id": comp.get("id")}
         channel = self.state.channels[message.channel_id]
-        return await new_interaction(self.ctx, 3, data, user=self._invoker(user), channel=channel, message=message)
+        return await new_interaction(
+            self.ctx, 3, data, user=as_user(user, self.member), channel=channel, message=message
+        )
 
     async def select_menu(
         self,
@@ -222,4 +221,6 @@ class InteractionDriving:
         }
         if resolved:
             data["resolved"] = resolved
-        return await new_interaction(self.ctx, 3, data, user=self._invoker(user), channel=channel, message=message)
+        return await new_interaction(
+            self.ctx, 3, data, user=as_user(user, self.member), channel=channel, message=message
+        )

@@ -59,7 +59,7 @@ class ModalSubmitting:
         if resolved:
             data["resolved"] = resolved
         message = self.state.messages.get(source.message_id) if source.message_id else None
-        invoker = as_user(user) if user is not None else source.user
+        invoker = as_user(user, source.user)
         return await new_interaction(self.ctx, 5, data, user=invoker, channel=channel, message=message)
 
     def _modal_components(

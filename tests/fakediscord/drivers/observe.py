@@ -4,7 +4,7 @@ either to reach a condition (re-checked on every change, never by sleeping a fix
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core import Changes
@@ -79,14 +79,9 @@ class Observing:
         """First (oldest) live message in ``channel`` satisfying ``predicate`` (checks current state,
         so a message that is later edited into shape also matches)."""
         cid = channel if isinstance(channel, int) else channel.id
-
-        def check() -> Message | None:
-            for m in sorted(self.state.channel_messages(cid), key=lambda m: m.id):
-                if predicate is None or predicate(m):
-                    return m
-            return None
-
-        return await self.wait_until(check, timeout, f"message in channel {cid}")
+        return await self.wait_until(
+            lambda: _first(self.messages_in(cid), predicate), timeout, f"message in channel {cid}"
+        )
 
     async def wait_for_response(self, interaction: Interaction, *, timeout: float = 5.0) -> Interaction:
         """Wait until the bot acknowledged ``interaction`` (any callback type)."""
@@ -102,14 +97,11 @@ class Observing:
         timeout: float = 5.0,
     ) -> Message:
         """Wait until the interaction's original response message exists and satisfies ``predicate``."""
-
-        def check() -> Message | None:
-            msg = self.original_message(interaction)
-            if msg is not None and (predicate is None or predicate(msg)):
-                return msg
-            return None
-
-        return await self.wait_until(check, timeout, f"original response of {interaction.id}")
+        return await self.wait_until(
+            lambda: _first([self.original_message(interaction)], predicate),
+            timeout,
+            f"original response of {interaction.id}",
+        )
 
     async def wait_for_followup(
         self,
@@ -119,14 +111,9 @@ class Observing:
         timeout: float = 5.0,
     ) -> Message:
         """Wait for a follow-up message (not the original) of ``interaction``."""
-
-        def check() -> Message | None:
-            for m in self.followups(interaction):
-                if predicate is None or predicate(m):
-                    return m
-            return None
-
-        return await self.wait_until(check, timeout, f"followup of {interaction.id}")
+        return await self.wait_until(
+            lambda: _first(self.followups(interaction), predicate), timeout, f"followup of {interaction.id}"
+        )
 
     async def wait_for_modal(self, interaction: Interaction, *, timeout: float = 5.0) -> dict[str, Any]:
         """Wait until the bot answered ``interaction`` with a modal; returns the modal payload."""
@@ -174,3 +161,8 @@ class Observing:
     async def wait_for_resume(self, count: int = 1, *, timeout: float = 10.0) -> None:
         """Wait until ``count`` successful RESUMEs happened (after drop/reconnect_gateway)."""
         await self.wait_until(lambda: self.gateway.resume_count >= count, timeout, f"{count} RESUME")
+
+
+def _first(messages: Iterable[Message | None], predicate: Callable[[Message], bool] | None) -> Message | None:
+    """The first message that exists and satisfies ``predicate`` (any message, without one)."""
+    return next((m for m in messages if m is not None and (predicate is None or predicate(m))), None)

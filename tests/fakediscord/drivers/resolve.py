@@ -16,7 +16,11 @@ from .. import payloads as P
 from ..state import Attachment, Channel, FakeState, Guild, Member, Role, User, channel_permissions
 
 
-def as_user(who: User | Member) -> User:
+def as_user(who: User | Member | None, default: User | Member | None = None) -> User:
+    """The user behind ``who``, or behind ``default`` when a test names nobody."""
+    who = default if who is None else who
+    if who is None:
+        raise TypeError("no user given and no default")
     return who.user if isinstance(who, Member) else who
 
 

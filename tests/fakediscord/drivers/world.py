@@ -41,9 +41,6 @@ class WorldBuilding:
     channel: Channel
     member: Member
 
-    def _user(self, who: User | Member | None) -> User:
-        return self.member.user if who is None else as_user(who)
-
     # ------------------------------------------------------------------ guild setup
 
     async def add_member(
@@ -68,6 +65,14 @@ class WorldBuilding:
         data["guild_id"] = str(guild.id)
         await self.gateway.dispatch("GUILD_MEMBER_ADD", data, intent=Intent.GUILD_MEMBERS, guild_id=guild.id)
         return member
+
+    async def remove_bot(self, guild: Guild | None = None) -> None:
+        """The bot leaves or is kicked from ``guild``: it is no longer a member (so its REST calls there
+        get 403), and it gets GUILD_DELETE without ``unavailable``, which is how Discord tells a removal
+        from an outage (https://discord.com/developers/docs/events/gateway-events#guild-delete)."""
+        guild = guild or self.guild
+        guild.members.pop(self.state.bot_user.id, None)
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=Intent.GUILDS, guild_id=guild.id)
 
     async def add_role(self, name: str, permissions: Any = 0, *, guild: Guild | None = None) -> Role:
         """Create a role (GUILD_ROLE_CREATE is dispatched so the client cache stays in sync)."""
@@ -148,7 +153,7 @@ class WorldBuilding:
         """A user posts a message (MESSAGE_CREATE). ``reference`` makes it a reply (type 19, with
         ``message_reference`` and ``referenced_message``); mentions are parsed from ``<@id>`` in content."""
         channel = channel or self.channel
-        user = self._user(author)
+        user = as_user(author, self.member)
         atts = [coerce_attachment(self.state, a, ephemeral=False, channel=channel) for a in attachments]
         msg = Message(
             id=self.state.new_id(),
@@ -190,4 +195,4 @@ class WorldBuilding:
 
     async def react(self, message: Message, emoji: str, *, user: User | Member | None = None) -> None:
         """A user adds a reaction (MESSAGE_REACTION_ADD); ``emoji`` is a unicode char or ``name:id``."""
-        await self.events.add_reaction(message, self._user(user), emoji)
+        await self.events.add_reaction(message, as_user(user, self.member), emoji)
