@@ -140,6 +140,8 @@ class BotConfig(BaseSettings):
     # Seconds one attempt of a job may run; then it is stopped (its worker killed if it does not
     # answer) and fails as "took too long". Also what catches a worker that hangs mid-job.
     job_timeout: float = _var("STYLEBOT_JOB_TIMEOUT", ExecutorConfig().job_timeout, gt=0)
+    # "module:function" each worker calls first, before the network loads (logging, tracing).
+    worker_setup_hook: str | None = _var("STYLEBOT_WORKER_SETUP_HOOK", None)
     # -- storage
     data_dir: Path = _var("STYLEBOT_DATA_DIR", Path("data"))
     inputs_ttl: Hours = _var("STYLEBOT_INPUT_TTL_HOURS", 24 * 3600.0, ge=0)
@@ -261,6 +263,8 @@ class BotConfig(BaseSettings):
             cfg["device"] = self.device
         if self.memory_limit is not None:
             cfg["memory_limit"] = self.memory_limit
+        if self.worker_setup_hook:
+            cfg["worker_setup_hook"] = self.worker_setup_hook
         if self.executor == "ray" and self.ray_address:
             cfg["ray_address"] = self.ray_address
         return cfg

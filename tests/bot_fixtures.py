@@ -22,6 +22,7 @@ import numpy as np
 import pytest_asyncio
 from fakediscord import Channel, FakeDiscord, Interaction, Member, Message, Perm, RecordedRequest
 from PIL import Image
+from worker_hooks import LONG_RUNS
 
 from bot.bot import StyleBot
 from bot.config import BotConfig
@@ -394,7 +395,15 @@ def job_id_of(message: Message) -> str:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def style_executor() -> AsyncIterator[Executor]:
     """One warm CPU worker shared by every bot the tests start."""
-    ex = make_executor("local", workers=1, device="cpu", max_queue=20, max_per_user_queued=5, kill_grace=3.0)
+    ex = make_executor(
+        "local",
+        workers=1,
+        device="cpu",
+        max_queue=20,
+        max_per_user_queued=5,
+        kill_grace=3.0,
+        worker_setup_hook=LONG_RUNS,  # a long test job stays long: no early stop
+    )
     await ex.start()
     try:
         yield ex

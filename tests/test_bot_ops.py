@@ -24,6 +24,7 @@ pytest.register_assert_rewrite("bot_fixtures")
 
 from bot_fixtures import LONG_JOB, BotEnv, assert_throttled, idle_executor, image_of, job_id_of  # noqa: E402
 from fakediscord import FakeDiscord  # noqa: E402
+from worker_hooks import LONG_RUNS  # noqa: E402
 
 from bot import messages  # noqa: E402
 from bot.bot import SHUTDOWN_MARGIN  # noqa: E402
@@ -232,6 +233,9 @@ async def _bot_process(
         "STYLEBOT_LOG_LEVEL": "DEBUG",
         "STYLEBOT_DEFAULT_SIZE": "32",
         "STYLEBOT_COOLDOWN_SECONDS": "0",
+        # A long job stays long however fast the machine (tests/worker_hooks.py).
+        "STYLEBOT_WORKER_SETUP_HOOK": LONG_RUNS,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])),
         **env,
     }
     proc = await asyncio.create_subprocess_exec(

@@ -47,7 +47,9 @@ def test_cli_seed_preset_and_jpeg_output(tmp_path, content_img, style_img):
     proc = _run(str(c), str(s), "-o", str(out), "--preset", "seed", "--size", "32", "--steps", "2", "-q")
     assert proc.returncode == 0, proc.stderr
     img = Image.open(out)
-    assert img.format == "JPEG" and min(img.size) == 32  # the seed preset sizes the short side (torchvision Resize(int))
+    assert (
+        img.format == "JPEG" and min(img.size) == 32
+    )  # the seed preset sizes the short side (torchvision Resize(int))
 
 
 def test_cli_refuses_bad_input_with_a_clear_message(tmp_path, style_img):

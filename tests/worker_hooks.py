@@ -11,6 +11,9 @@ what the *next* worker of a running pool does without restarting the pool:
 - `hang`: it blocks while the file exists (a worker that never becomes ready);
 - and every worker's engine raises what CUDA raises after an illegal memory access for jobs
   whose seed is DEVICE_FAULT_SEED (a GPU that fails mid-job, on a CPU).
+
+`LONG_RUNS` (`long_runs`) is the hook of the bot tests' workers: their runs never stop early, so
+a job of many steps is still running whenever a test acts on it, however fast the machine.
 """
 
 from __future__ import annotations
@@ -23,10 +26,17 @@ from pathlib import Path
 
 FAULTS_ENV = "STYLEBOT_TEST_FAULTS"
 HOOK = "worker_hooks:inject"
+LONG_RUNS = "worker_hooks:long_runs"
 DEVICE_FAULT_SEED = 4242
 SECRET_NAME = "STYLEBOT_TEST_SECRET"
 SECRET_VALUE = "sw0rdfish-in-the-environment"  # not credential-shaped: only its value gives it away
 TOKEN_SHAPED = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"  # made up
+
+
+def long_runs() -> None:
+    import stylecore.convergence
+
+    stylecore.convergence.Convergence.update = lambda self, step, loss: False  # type: ignore[method-assign]
 
 
 def inject() -> None:
