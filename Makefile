@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stylebot-installed
 # The CUDA build of PyTorch also runs on CPU-only machines; override to pick another build.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test lint bench device-prep clean
+.PHONY: venv demo test soak lint bench device-prep clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The soak test's long profile: more members and jobs for SOAK_MINUTES (10) minutes, the same code as the
+# CI-sized run in `make test`. SOAK_SEED=<n> replays a run; the summary table is printed at the end.
+soak: $(STAMP)
+	SOAK_PROFILE=full $(PY) -m pytest -q -s -p no:cacheprovider -m soak tests/test_soak.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -47,6 +47,21 @@ PURGE_EVERY = 3600.0
 # Seconds a shutdown may take past STYLEBOT_SHUTDOWN_GRACE: pausing the jobs that did not finish
 # (bot.cogs.stylize.service.SETTLE), then closing Discord, the workers and the database.
 SHUTDOWN_MARGIN = 5.0
+# discord.py runs each interaction's handler (app command, button, form) and each event's listeners
+# in a task of its own, named for what it runs: these are the ones that answer members.
+HANDLER_TASKS = (
+    "CommandTree-invoker",
+    "discord-ui-view-dispatch-",
+    "discord-ui-modal-dispatch-",
+    "discord-ui-dynamic-item-",
+    "discord.py: on_message",
+)
+
+
+def answering_tasks() -> set[asyncio.Task[Any]]:
+    """The interactions and mentions being handled right now (not the caller's own task)."""
+    me = asyncio.current_task()
+    return {t for t in asyncio.all_tasks() if t is not me and not t.done() and t.get_name().startswith(HANDLER_TASKS)}
 
 
 def apply_endpoints(config: BotConfig) -> None:
@@ -243,11 +258,12 @@ class StyleBot(commands.Bot):
         """Stop within `shutdown_grace + SHUTDOWN_MARGIN` seconds, whatever Discord does.
 
         The extensions are unloaded first, while HTTP still works (the stylize feature drains its
-        jobs then: the SIGTERM path, bounded by the grace and its own short settling time); then
-        Discord's connections, the executor, the image checker, the health server and the database,
-        each given what is left of the budget. Nothing here waits on an answer from Discord for longer than that:
-        a client that cannot reconnect backs off for minutes, and a request to a dark network
-        only gives up after aiohttp's five-minute default.
+        jobs then: the SIGTERM path, bounded by the grace and its own short settling time); then the
+        requests still being answered finish (a request the drain cut short is told the bot is
+        restarting); then Discord's connections, the executor, the image checker, the health server
+        and the database, each given what is left of the budget. Nothing here waits on an answer
+        from Discord for longer than that: a client that cannot reconnect backs off for minutes,
+        and a request to a dark network only gives up after aiohttp's five-minute default.
         """
         if self._closing:
             return await super().close()
@@ -267,6 +283,7 @@ class StyleBot(commands.Bot):
                 await self.unload_extension(ext)
             except Exception:
                 log.exception("unloading %s failed", ext)
+        await self._let_answers_finish(lambda: left(reserve=2.0))
         await self._bounded(super().close(), left(reserve=1.5), "closing the Discord connection")
         if self._own_executor and self.executor is not None:
             await self._bounded(self.executor.shutdown(grace=0), left(reserve=0.5), "stopping the workers")
@@ -275,6 +292,22 @@ class StyleBot(commands.Bot):
         if self.health is not None:
             await self._bounded(self.health.close(), 0.5, "closing the health server")
         await self.db.close()
+
+    @staticmethod
+    async def _let_answers_finish(left: Callable[[], float]) -> None:
+        """Requests that came in before or during the drain are still being answered (if only to
+        say the bot is restarting), and an answer needs the connection: it closes after them. One
+        still going when the budget runs out is stopped, never left to write into a closed session."""
+        while handlers := answering_tasks():
+            budget = left()
+            _, late = await asyncio.wait(handlers, timeout=budget)
+            if late:
+                log.warning("stopped %d request(s) still being answered at shutdown", len(late))
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=0.5)
+            if late or budget <= 0.5:  # the budget is spent (requests still coming in wait no longer)
+                return
 
     @staticmethod
     async def _bounded(step: Awaitable[Any], timeout: float, what: str) -> None:

@@ -137,6 +137,9 @@ class BotConfig(BaseSettings):
     queue_size: int = _var("STYLEBOT_QUEUE_SIZE", ExecutorConfig().max_queue, ge=1)
     ray_address: str | None = _var("STYLEBOT_RAY_ADDRESS", None)
     memory_limit: GibiBytes | None = _var("STYLEBOT_MEMORY_LIMIT_GB", None, gt=0)  # per worker; see README
+    # Seconds one attempt of a job may run; then it is stopped (its worker killed if it does not
+    # answer) and fails as "took too long". Also what catches a worker that hangs mid-job.
+    job_timeout: float = _var("STYLEBOT_JOB_TIMEOUT", ExecutorConfig().job_timeout, gt=0)
     # "module:function" each worker calls first, before the network loads (logging, tracing).
     worker_setup_hook: str | None = _var("STYLEBOT_WORKER_SETUP_HOOK", None)
     # -- storage
@@ -252,6 +255,7 @@ class BotConfig(BaseSettings):
             # bounded by it too (the executor's own cap on waiting jobs would otherwise bind first).
             "max_per_user_active": self.max_jobs_per_member,
             "max_per_user_queued": self.max_jobs_per_member,
+            "job_timeout": self.job_timeout,
         }
         if self.workers is not None:  # else the executor's own default (one per GPU, or its CPU rule)
             cfg["workers"] = self.workers

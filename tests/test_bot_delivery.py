@@ -229,3 +229,18 @@ async def test_a_new_message_posted_just_before_a_crash_is_found_in_the_channel(
     await bot_env.wait_state(job_id, "done")
     assert _state_on_disk(bot_env, job_id) == ("done", posted.id)
     assert results_for(bot_env, job_id) == [posted]
+
+
+async def test_cancelling_a_job_whose_result_is_on_its_way_says_how_it_ended(bot_env: BotEnv) -> None:
+    fd = bot_env.fd
+    await bot_env.start_bot()
+    held = fd.hold("PATCH", EDIT_ORIGINAL, predicate=uploads_result)  # the result is slow to upload
+    inter = await bot_env.stylize(steps=2)
+    await fd.wait_until(lambda: bool(held.waiting), 120, "the result's upload")
+    job_id = job_id_of(fd.original_message(inter))
+
+    answer = await bot_env.wait_ephemeral(await fd.slash_command("cancel", {"job": job_id}, user=fd.member))
+    assert answer == messages.already_finished(job_id, "done")  # not its row's "running" or "delivering"
+    held.release()
+    await bot_env.wait_done(inter)
+    await bot_env.wait_state(job_id, "done")

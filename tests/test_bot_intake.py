@@ -166,3 +166,23 @@ async def test_downloads_are_capped_per_member_and_in_all(bot_env: BotEnv) -> No
     done = [await bot_env.wait_done(inter) for inter in asks]
     assert len({job_id_of(m) for m in done}) == 4
     assert slots.active == slots.waiting == 0 and not slots._members
+
+
+async def test_a_shutdown_answers_requests_still_downloading(bot_env: BotEnv) -> None:
+    """Requests let in before SIGTERM whose images are still on their way are told the bot is
+    restarting while it can still answer, not left thinking (or answered into a closed session)."""
+    fd = bot_env.fd
+    await bot_env.start_bot()
+    held = fd.hold("GET", CDN)  # the images never arrive before the bot stops
+    slash = await bot_env.stylize()
+    bob = bot_env.add_member("bob")  # (a member downloads two images at a time)
+    mention = await fd.post_message(
+        fd.channel, bob, f"<@{fd.bot_user.id}>", attachments=[("a.png", CONTENT), ("b.png", STYLE)]
+    )
+    await fd.wait_until(lambda: len(held.waiting) == 4, 30, "both requests' downloads")
+
+    await bot_env.stop_bot()
+    assert await bot_env.wait_ephemeral(slash) == messages.RESTARTING
+    replies = [m for m in fd.messages_in(fd.channel.id) if (m.reference or {}).get("message_id") == str(mention.id)]
+    assert [m.content for m in replies] == [messages.RESTARTING]
+    held.release()

@@ -61,6 +61,7 @@ def test_config_from_env_and_the_token_never_shows(env, tmp_path: Path) -> None:
         STYLEBOT_ALLOWED_CHANNELS="<#123456789012345678>",
         STYLEBOT_HEALTH_PORT="off",
         STYLEBOT_SYNC_COMMANDS="off",
+        STYLEBOT_JOB_TIMEOUT="45",
         LOG_LEVEL="debug",
     )
     cfg = load()
@@ -76,6 +77,7 @@ def test_config_from_env_and_the_token_never_shows(env, tmp_path: Path) -> None:
         "max_queue": ExecutorConfig().max_queue,
         "max_per_user_active": per_member,
         "max_per_user_queued": per_member,
+        "job_timeout": 45.0,
     }
 
 
@@ -107,6 +109,7 @@ def test_every_bad_variable_is_named_in_one_error(env) -> None:
         STYLEBOT_FLOOR_COOLDOWN_SECONDS="soon",
         STYLEBOT_MAX_DOWNLOADS="0",
         STYLEBOT_DECODE_MEMORY_MB="8",
+        STYLEBOT_JOB_TIMEOUT="0",
     )
     with pytest.raises(ConfigError) as info:
         load()
@@ -128,6 +131,7 @@ def test_every_bad_variable_is_named_in_one_error(env) -> None:
         "STYLEBOT_FLOOR_COOLDOWN_SECONDS",
         "STYLEBOT_MAX_DOWNLOADS",
         "STYLEBOT_DECODE_MEMORY_MB",
+        "STYLEBOT_JOB_TIMEOUT",
     }
     # the refused value and the rule are both shown, and the choices come from the executor package
     assert "'many'" in text and "between 16 and 4096" in text and ", ".join(KINDS) in text

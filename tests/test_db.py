@@ -255,6 +255,28 @@ async def test_caps_evict_the_oldest_finished_inputs_never_unfinished_ones(tmp_p
         await db.close()
 
 
+async def test_a_lowered_cap_evicts_any_number_of_finished_jobs_and_says_how_many(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(tmp_path / "db.sqlite3", inputs_max_bytes_per_member=10**6)
+    await db.open()
+    try:
+        count = 3 * PURGE_BATCH + 1  # more than one purge step
+        for n in range(count):
+            await db.add_job(job(f"done{n:08d}", 1), b"c" * 20, b"s" * 10, ttl=3600)
+            await db.update_job(f"done{n:08d}", state="done")
+        assert "to stay under the storage caps" not in caplog.text  # nothing was evicted on the way
+        db.inputs_max_bytes_per_member = 0
+        with caplog.at_level("INFO", logger="bot.db.database"):
+            await db.purge_expired()
+        assert await db.inputs_bytes() == 0
+        assert f"deleted the stored inputs of {count} older finished job(s) to stay under the storage caps" in (
+            caplog.text
+        )
+    finally:
+        await db.close()
+
+
 # -- private files --------------------------------------------------------------------------
 
 

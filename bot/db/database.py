@@ -116,20 +116,23 @@ def _eviction_sql(bucket: str, where: str = "") -> str:
 
     Every stored input counts towards its bucket's total, but only those of finished jobs can go;
     a row goes if, after everything older that can go has gone, the bucket is still over the cap.
+    The statement starts with DELETE (the WITH is inside its subquery): Python's sqlite3 reports
+    `rowcount` only for statements that begin with INSERT, UPDATE, DELETE or REPLACE, and the purge
+    counts deleted rows to know when it is done.
     """
     return f"""
-        WITH stored AS (
-            SELECT i.job_id, {bucket} AS bucket, j.created_at, j.state IN ({_ACTIVE_SQL}) AS active,
-                   {_INPUT_BYTES} AS nbytes
-            FROM inputs AS i JOIN jobs AS j ON j.job_id = i.job_id {where}
-        ), ranked AS (
-            SELECT job_id, created_at, active, nbytes, SUM(nbytes) OVER (PARTITION BY bucket) AS total,
-                   SUM(CASE WHEN active THEN 0 ELSE nbytes END) OVER (
-                       PARTITION BY bucket ORDER BY created_at, job_id ROWS UNBOUNDED PRECEDING
-                   ) AS freed_through
-            FROM stored
-        )
         DELETE FROM inputs WHERE job_id IN (
+            WITH stored AS (
+                SELECT i.job_id, {bucket} AS bucket, j.created_at, j.state IN ({_ACTIVE_SQL}) AS active,
+                       {_INPUT_BYTES} AS nbytes
+                FROM inputs AS i JOIN jobs AS j ON j.job_id = i.job_id {where}
+            ), ranked AS (
+                SELECT job_id, created_at, active, nbytes, SUM(nbytes) OVER (PARTITION BY bucket) AS total,
+                       SUM(CASE WHEN active THEN 0 ELSE nbytes END) OVER (
+                           PARTITION BY bucket ORDER BY created_at, job_id ROWS UNBOUNDED PRECEDING
+                       ) AS freed_through
+                FROM stored
+            )
             SELECT job_id FROM ranked WHERE NOT active AND total - (freed_through - nbytes) > :cap
             ORDER BY created_at LIMIT :limit
         )

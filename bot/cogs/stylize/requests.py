@@ -142,7 +142,7 @@ async def from_interaction(
         interaction.extras["public_defer"] = True
         if inputs is None:
             assert content is not None
-            fetched = iter(await service.uploads.fetch_all([(content, "content image"), *uploads], interaction.user.id))
+            fetched = iter(await service.fetch_inputs([(content, "content image"), *uploads], interaction.user.id))
             content_data = next(fetched)
             inputs = (content_data, *(s.data if s.data is not None else next(fetched) for s in styles))
             inputs_info = describe(content.filename, styles, options.style_blend or (1.0,))
@@ -256,7 +256,7 @@ async def from_message(
     check_attachment(style, "style image", service.config.max_input_bytes)
     async with service.admission(settings, guild_id, message.author.id) as admission:
         inputs = tuple(
-            await service.uploads.fetch_all([(content, "content image"), (style, "style image")], message.author.id)
+            await service.fetch_inputs([(content, "content image"), (style, "style image")], message.author.id)
         )
         record = new_record(
             guild_id=guild_id,

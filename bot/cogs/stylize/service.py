@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -109,11 +109,15 @@ class JobService:
         self.metrics = metrics
         self.uploads = uploads
         self.followers: dict[str, JobFollower] = {}
-        self.accepting = True
+        self._draining = asyncio.Event()  # set when a shutdown begins: no job is taken after that
         # When each member's request in progress was let in (no row yet): the cooldown counts from
         # then, so a second request cannot slip in while the first one downloads.
         self._requested_at: dict[tuple[int | None, int], float] = {}
         self._recovery: asyncio.Task[None] | None = None
+
+    @property
+    def accepting(self) -> bool:
+        return not self._draining.is_set()
 
     async def settings_for(self, guild_id: int | None) -> GuildSettings:
         """A server's settings within the operator's ceilings; in DMs the bot-wide defaults."""
@@ -147,6 +151,23 @@ class JobService:
         finally:
             if self._requested_at.get(key) == stamp:
                 del self._requested_at[key]
+
+    async def fetch_inputs(self, items: Sequence[tuple[discord.Attachment, str]], member_id: int) -> list[bytes]:
+        """A request's images (`Uploads.fetch_all`), given up as soon as a shutdown begins: the
+        request could no longer be queued, so its member is told now, while the bot can still
+        answer, rather than after downloads and checks that may outlast the shutdown."""
+        fetch = asyncio.ensure_future(self.uploads.fetch_all(items, member_id))
+        draining = asyncio.ensure_future(self._draining.wait())
+        try:
+            await asyncio.wait({fetch, draining}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            draining.cancel()
+            if not fetch.done():
+                fetch.cancel()
+                await asyncio.wait({fetch})  # a cancelled check ends once its child process is killed
+        if fetch.cancelled():
+            raise ShuttingDown(messages.RESTARTING)
+        return fetch.result()
 
     # -- submission -------------------------------------------------------------------------
 
@@ -229,8 +250,12 @@ class JobService:
         """Cancel for its owner, or for someone with Manage Messages in the job's own channel."""
         record = await self._job_for(job_id, user, messages.unknown_job(job_id), messages.NOT_YOUR_JOB)
         follower = self.followers.get(job_id)
-        if record.state not in ("queued", "running") or (follower is not None and follower.ended):
-            raise JobNotFound(messages.already_finished(job_id, record.state))
+        if follower is not None and follower.ended:
+            # Its end is known but still being delivered (the row says so only once it is shown).
+            raise JobNotFound(messages.already_finished(job_id, follower.last.kind if follower.last else None))
+        if record.state not in ("queued", "running"):
+            shown = record.state if record.state not in ACTIVE_STATES else None
+            raise JobNotFound(messages.already_finished(job_id, shown))
         if follower is None:
             # A row with no running job behind it (its process died): settle it here.
             await self.set_state(record, "cancelled")
@@ -441,7 +466,7 @@ class JobService:
         seconds whatever is still talking to Discord is cancelled, so a Discord that does not
         answer cannot hold the shutdown past `grace + settle`.
         """
-        self.accepting = False
+        self._draining.set()
         if self._recovery is not None:
             self._recovery.cancel()
         if not self.followers:
