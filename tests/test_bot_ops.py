@@ -227,6 +227,7 @@ async def _bot_process(
         "STYLEBOT_DATA_DIR": str(data),
         "STYLEBOT_DEV_GUILD": str(fd.guild.id),
         "STYLEBOT_DEVICE": "cpu",
+        "STYLEBOT_WORKERS": "1",  # one job runs, the next waits (the CPU default is one worker per core)
         "STYLEBOT_HEALTH_PORT": "0",
         "STYLEBOT_SHUTDOWN_GRACE": "1",
         "STYLEBOT_EDIT_INTERVAL": "0.3",
