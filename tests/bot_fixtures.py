@@ -207,6 +207,7 @@ class BotEnv:
             executor="local",
             workers=1,
             device="cpu",
+            worker_setup_hook=LONG_RUNS,  # for a bot that builds its own executor: long jobs stay long
             health_host="127.0.0.1",
             health_port=0,
             api_base=self.fd.api_base,

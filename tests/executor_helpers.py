@@ -34,8 +34,9 @@ def make_job(
     meta: dict[str, Any] | None = None,
     **options: Any,
 ) -> Job:
-    """A 32 px, one-scale CPU job of `user`'s; `options` overrides any other `StyleOptions` field."""
-    opts = StyleOptions(**{"size": 32, "steps": steps, "scales": 1, "device": "cpu", **options})
+    """A 32 px, one-scale CPU job of `user`'s that runs all its `steps` (no early stop: a long job
+    stays long however fast the machine); `options` overrides any other `StyleOptions` field."""
+    opts = StyleOptions(**{"size": 32, "steps": steps, "scales": 1, "device": "cpu", "stop_tol": 0.0, **options})
     return Job(content, (STYLE,), opts, user_id=user, meta=dict(meta or {}), group=group, max_active=max_active)
 
 

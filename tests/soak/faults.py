@@ -88,13 +88,15 @@ async def _quiet_cancels(load: Load) -> None:
         await load.fd.wait_until(lambda: load.cancels_pending() == 0, 60, "cancelled jobs to end")
 
 
-def _hit(load: Load, bot: BotProcess, pid: int, sig: signal.Signals) -> dict[str, tuple[str, str]]:
-    """Send `sig` to a worker; the bot's jobs just before. Cancels of those jobs wait until
-    `load.thaw()` (the bot writes a job's row before it queues the job); cancels of later jobs,
-    which cannot be on that worker, go ahead."""
+def _hit(load: Load, bot: BotProcess, pid: int, sig: signal.Signals, hits: list[int]) -> dict[str, tuple[str, str]]:
+    """Send `sig` to a worker and record it in `hits`; the bot's jobs just before. Cancels of those
+    jobs wait until `load.thaw()` (the bot writes a job's row before it queues the job); cancels
+    of later jobs, which cannot be on that worker, go ahead."""
     jobs = bot.job_states()
     os.kill(pid, sig)
     load.freeze(set(jobs))
+    hits.append(pid)
+    load.note(f"{sig.name} worker {pid}")
     return jobs
 
 
@@ -106,9 +108,7 @@ async def _kill(load: Load, bot: BotProcess, rng: random.Random, log: FaultLog) 
         if pid is None:
             log.notes.append("no worker was busy with jobs waiting: no SIGKILL")
             return
-        before = _hit(load, bot, pid, signal.SIGKILL)
-        log.kills.append(pid)
-        load.note(f"SIGKILL worker {pid}")
+        before = _hit(load, bot, pid, signal.SIGKILL, log.kills)
         try:
             outcome = await load.fd.wait_until(lambda b=before: _outcome(bot, b, "worker_lost"), 60, "its job")
         except TimeoutError:
@@ -129,9 +129,7 @@ async def _stop(load: Load, bot: BotProcess, rng: random.Random, log: FaultLog, 
     if pid is None:
         log.notes.append("no worker was busy with jobs waiting after the restart: no SIGSTOP")
         return
-    before = _hit(load, bot, pid, signal.SIGSTOP)
-    log.stops.append(pid)
-    load.note(f"SIGSTOP worker {pid}")
+    before = _hit(load, bot, pid, signal.SIGSTOP, log.stops)
     deadline = load.params.job_timeout + 2 * kill_grace + 60
     try:
         await load.fd.wait_until(lambda: not _alive(pid), deadline, "the hung worker to be killed")
