@@ -46,15 +46,17 @@ def stops_early(opts: StyleOptions) -> bool:
     return opts.stop_tol > 0 and opts.min_steps < opts.steps
 
 
-def expected_steps(opts: StyleOptions) -> int:
-    """Steps a run of these options is expected to take, for time estimates (a queue's ETA):
-    its cap when it cannot stop early, else `TYPICAL_STEPS` within [min_steps, steps].
+def expected_steps(opts: StyleOptions, done: int = 0) -> int:
+    """Steps a run of these options is expected to take in all, for time estimates (a queue's
+    ETA, a running job's time left): its cap when it cannot stop early, else `TYPICAL_STEPS`
+    within [min_steps, steps]; a run already `done` steps in and past that is expected to need
+    at least one more `WINDOW`.
 
     Torch-free: a scheduler calls it at submit time; progress bars keep the cap as their
     total and end where a run says it converged."""
     if not stops_early(opts):
         return opts.steps
-    return min(opts.steps, max(opts.min_steps, TYPICAL_STEPS))
+    return min(opts.steps, max(opts.min_steps, TYPICAL_STEPS, done + WINDOW))
 
 
 # Steps the default settings took to reach the reference's 2000-step quality at 341x256 on a

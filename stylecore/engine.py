@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylecore.color import luminance_transfer
-from stylecore.convergence import WINDOW, Convergence, expected_steps, stops_early
+from stylecore.convergence import Convergence, expected_steps, stops_early
 from stylecore.devices import DevicePlan, plan_for, resolve_device
 from stylecore.events import (
     CancelFn,
@@ -204,10 +204,7 @@ class Run:
         a run already past them is expected to need at least one more window."""
         if not self.done_work:
             return None
-        steps = self.opts.steps
-        if self.watch is not None:
-            steps = min(steps, max(expected_steps(self.opts), self.step_global + WINDOW))
-        shares = split_steps(steps, self.sizes)
+        shares = split_steps(expected_steps(self.opts, self.step_global), self.sizes)
         work = sum(n * w * h for n, (w, h) in zip(shares, self.sizes, strict=True))
         return max(0.0, elapsed * (work - self.done_work) / self.done_work)
 

@@ -47,6 +47,11 @@ def test_expected_steps_is_the_cap_unless_the_run_can_stop_early():
     assert stops_early(default) and default.min_steps <= expected_steps(default) <= default.steps
     assert expected_steps(default.replace(steps=40)) == 40
     assert expected_steps(default.replace(stop_tol=0.0)) == default.steps
+    # a run already past its expected steps is expected to need one more window, within its cap
+    long = default.replace(steps=1000)
+    assert expected_steps(long, done=500) == 500 + WINDOW
+    assert expected_steps(long, done=995) == 1000
+    assert expected_steps(seed, done=1500) == 2000
 
 
 def test_a_run_that_converges_ends_early_and_says_so(vgg, content_img, style_img):

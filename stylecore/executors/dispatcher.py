@@ -13,7 +13,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from stylecore.convergence import WINDOW, expected_steps, stops_early
+from stylecore.convergence import expected_steps
 from stylecore.executors.admission import Reservation
 from stylecore.executors.backend import Backend, WorkerLost
 from stylecore.executors.base import (
@@ -252,9 +252,7 @@ class Dispatcher(Executor):
     def _running_left(self, h: Handle) -> float:
         """Seconds a running job has left if it takes its expected steps (a run that may stop
         early is not charged its whole cap; one already past them needs at least one more window)."""
-        steps = h.total
-        if h.job is not None and stops_early(h.job.options):
-            steps = min(h.total, max(expected_steps(h.job.options), h.step + WINDOW))
+        steps = expected_steps(h.job.options, h.step) if h.job is not None else h.total
         if h.step > 0 and h.elapsed > 0:
             return max(0.0, (steps - h.step) * h.elapsed / h.step)
         return self.scheduler.model.job_seconds(h.pixels, steps)
