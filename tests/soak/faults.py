@@ -88,13 +88,17 @@ async def _quiet_cancels(load: Load) -> None:
         await load.fd.wait_until(lambda: load.cancels_pending() == 0, 60, "cancelled jobs to end")
 
 
-def _hit(load: Load, bot: BotProcess, pid: int, sig: signal.Signals, hits: list[int]) -> dict[str, tuple[str, str]]:
+def _hit(
+    load: Load, bot: BotProcess, pid: int, sig: signal.Signals, hits: list[int], *, hold_all: bool = False
+) -> dict[str, tuple[str, str]]:
     """Send `sig` to a worker and record it in `hits`; the bot's jobs just before. Cancels of those
-    jobs wait until `load.thaw()` (the bot writes a job's row before it queues the job); cancels
-    of later jobs, which cannot be on that worker, go ahead."""
+    jobs wait until `load.thaw()` (the bot writes a job's row before it queues the job). Cancels of
+    later jobs go ahead unless `hold_all`: a killed worker takes no later job, but a stopped one
+    that was between jobs is handed the next one, and that job must meet the time limit, not a
+    cancel's stop request."""
     jobs = bot.job_states()
     os.kill(pid, sig)
-    load.freeze(set(jobs))
+    load.freeze(None if hold_all else set(jobs))
     hits.append(pid)
     load.note(f"{sig.name} worker {pid}")
     return jobs
@@ -129,7 +133,7 @@ async def _stop(load: Load, bot: BotProcess, rng: random.Random, log: FaultLog, 
     if pid is None:
         log.notes.append("no worker was busy with jobs waiting after the restart: no SIGSTOP")
         return
-    before = _hit(load, bot, pid, signal.SIGSTOP, log.stops)
+    before = _hit(load, bot, pid, signal.SIGSTOP, log.stops, hold_all=True)
     deadline = load.params.job_timeout + 2 * kill_grace + 60
     try:
         await load.fd.wait_until(lambda: not _alive(pid), deadline, "the hung worker to be killed")
