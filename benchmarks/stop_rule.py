@@ -33,8 +33,8 @@ sys.path.insert(0, str(HERE))
 
 from engine_bench import SCORES, SHORT_SIDE, read_pairs  # noqa: E402
 
-TOLS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.006)
-MIN_STEPS = (40, 50, 60, 80)
+TOLS = (0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008)
+MIN_STEPS = (50,)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -137,14 +137,15 @@ def analyse(args: argparse.Namespace) -> None:
     refs = json.loads(SCORES.read_text())
     data = json.loads((TRAJECTORIES / f"{args.label}.json").read_text())
     tune = set(args.tune.split(",")) if args.tune else set()
-    names = [n for n in read_pairs() if n in data and n in refs]
+    names = [n for n in read_pairs() if n in data]
+    judged = [n for n in names if n in refs]
     print(f"# {args.label}: options {json.dumps(data['options'])}, cap {data['cap']}")
-    print(
-        f"# tuned on: {', '.join(sorted(tune)) or '(none)'}; held out: {', '.join(n for n in names if n not in tune)}"
-    )
+    held_out = ", ".join(n for n in judged if n not in tune)
+    print(f"# tuned on: {', '.join(sorted(tune)) or '(none)'}; held out: {held_out}; rules capped at {args.cap}")
+    print(f"# no reference yet: {', '.join(n for n in names if n not in refs) or '(none)'}")
     print("\n| pair | first good checkpoint (work) | seed loss there (ref) | content there (ref) |")
     print("|---|---|---|---|")
-    for n in names:
+    for n in judged:
         d, ref = data[n], refs[n]["judge"]
         first = next((int(s) for s in sorted(d["judge"], key=int) if good(d["judge"][s], ref)), None)
         if first is None:
@@ -162,17 +163,20 @@ def analyse(args: argparse.Namespace) -> None:
             )
     if len(set(data[names[0]]["scale"])) > 1 if names else True:
         return
-    print("\nstop rules (stop step, + = good there, - = not; checkpoint nearest the stop):")
+    print(f"\nstop rules (stop step, at most the cap {args.cap}; + good there, - not, ? no reference yet):")
     print("| tol | min | " + " | ".join(f"{n}{' (tune)' if n in tune else ''}" for n in names) + " | tune ok |")
     print("|---|---|" + "---|" * (len(names) + 1))
     for tol in TOLS:
         for m in MIN_STEPS:
             cells, tune_ok = [], True
             for n in names:
-                d, ref = data[n], refs[n]["judge"]
-                s = stop_step(d["loss"], tol, m)
+                d = data[n]
+                s = min(stop_step(d["loss"], tol, m), args.cap)
+                if n not in refs:
+                    cells.append(f"{s}?")
+                    continue
                 _, j = nearest(d["judge"], s)
-                ok = good(j, ref)
+                ok = good(j, refs[n]["judge"])
                 tune_ok &= ok or n not in tune
                 cells.append(f"{s}{'+' if ok else '-'}")
             print(f"| {tol} | {m} | " + " | ".join(cells) + f" | {'yes' if tune_ok else 'no'} |")
@@ -194,6 +198,7 @@ def main() -> None:
     a = sub.add_parser("analyse")
     a.add_argument("--label", required=True)
     a.add_argument("--tune", help="comma-separated pairs the rule is chosen on")
+    a.add_argument("--cap", type=int, default=200, help="the step cap the rule runs under (the default's steps)")
     args = ap.parse_args()
     run(args) if args.cmd == "run" else analyse(args)
 

@@ -163,7 +163,7 @@ OPTION_SPECS: dict[str, OptionSpec] = _specs(
     OptionSpec(
         "stop_tol",
         float,
-        "stop once the loss falls by less than this fraction of itself per step (0 = run every step)",
+        "stop once the loss changes by less than this fraction of itself per step (0 = run every step)",
         0.0,
         1.0,
         high_open=True,

@@ -44,10 +44,11 @@ class StyleOptions:
     size: int = 512
     size_side: SizeSide = "long"
     steps: int = 200
-    # Steps are a cap: a run ends once its loss falls by less than `stop_tol` of itself per
-    # step, after `min_steps` (stylecore.convergence); stop_tol=0 always runs the cap.
+    # Steps are a cap: a run ends once its loss has changed by less than `stop_tol` of itself
+    # per step for a whole window, after `min_steps` (stylecore.convergence); stop_tol=0 always
+    # runs the cap.
     min_steps: int = 50
-    stop_tol: float = 0.002
+    stop_tol: float = 0.005
     content_weight: float = 1e12
     style_weight: float = 1e9
     style_layer_weights: tuple[float, ...] = SEED_STYLE_WEIGHTS
