@@ -20,6 +20,7 @@ seconds per step against the reference's at the same pixels, interleaved (A B A 
   python benchmarks/engine_bench.py                       # every pair, default settings
   python benchmarks/engine_bench.py --pairs tubingen_starry --options '{"lr": 0.03}'
   python benchmarks/engine_bench.py --collect             # reference/*/ -> reference_scores.json
+  python benchmarks/engine_bench.py --sheet-from a.json,b.json --outputs DIR --sheet docs/x.png
 """
 
 from __future__ import annotations
@@ -176,9 +177,16 @@ def main() -> None:
     ap.add_argument("--outputs", type=Path, help="keep the default's outputs here")
     ap.add_argument("--sheet", type=Path, help="write a contact sheet of the outputs here (PNG)")
     ap.add_argument("--collect", action="store_true", help="build reference_scores.json from reference/*/ and exit")
+    ap.add_argument("--sheet-from", help="comma-separated result JSONs: only draw their contact sheet (--sheet)")
     args = ap.parse_args()
     if args.collect:
         collect()
+        return
+    if args.sheet_from:
+        rows = [row for f in args.sheet_from.split(",") for row in json.loads(Path(f).read_text())["pairs"]]
+        if not (args.outputs and args.sheet):
+            sys.exit("--sheet-from needs --outputs (where the runs kept their images) and --sheet")
+        sheet(rows, args.images, args.outputs, args.sheet)
         return
     if not (args.bench_dir / "seedref.py").exists():
         sys.exit(f"seedref.py not found in {args.bench_dir}; pass --bench-dir")
@@ -290,20 +298,34 @@ def main() -> None:
             f"\nseed preset per step: {t['seed_s_per_step']:.3f} s, "
             f"reference {t['reference_s_per_step']:.3f} s: {ratio:.2f}x; whole process: {whole:.2f}x"
         )
-    if args.sheet:
-        sheet_rows = []
-        for row in rows:
-            pair = pairs[row["pair"]]
-            ref_out = HERE / "reference" / row["pair"] / "out.png"
-            paths = [args.images / pair["content"], args.images / pair["style"]]
-            paths += [ref_out] if ref_out.exists() else []
-            sheet_rows.append(
-                (f"{row['pair']}: {row['steps']} steps, {row['ratio']:.1f}x", [*paths, out_dir / f"{row['pair']}.png"])
-            )
-        contact_sheet(sheet_rows, args.sheet)
     args.json.write_text(
         json.dumps({"machine": info, "options": overrides, "pairs": rows, "throughput": throughput}, indent=1) + "\n"
     )
+    if args.sheet:
+        sheet(rows, args.images, out_dir, args.sheet)
+
+
+# Benchmark inputs whose picture the sheet leaves out: images/SOURCES.md allows them in tests and
+# benchmarks only (Picasso's Seated Nude is not in the public domain in the EU).
+NOT_SHOWN = {"picasso_seated_nude.jpg"}
+
+
+def sheet(rows: list[dict], images: Path, outputs: Path, out: Path) -> None:
+    """The contact sheet of benchmark rows: per pair the content, the style, the reference's
+    2000-step output where its run kept it, and the default's output from `outputs`."""
+    pairs = read_pairs()
+    sheet_rows = []
+    for row in rows:
+        pair = pairs[row["pair"]]
+        ref_out = HERE / "reference" / row["pair"] / "out.png"
+        sources = [pair["content"], pair["style"]]
+        paths = [images / f for f in sources if f not in NOT_SHOWN]
+        shown = "content, " + ("style, " if pair["style"] not in NOT_SHOWN else "style not shown, ")
+        shown += "reference 2000 steps, " if ref_out.exists() else ""
+        paths += [ref_out] if ref_out.exists() else []
+        label = f"{row['pair']} ({shown}default: {row['steps']} steps, {row['ratio']:.1f}x)"
+        sheet_rows.append((label, [*paths, outputs / f"{row['pair']}.png"]))
+    contact_sheet(sheet_rows, out)
 
 
 if __name__ == "__main__":
