@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from imagefiles import png_file
 from PIL import Image, ImageCms
 
 from stylecore.imageio.isolated import child_argv
@@ -61,12 +62,7 @@ def _png16(channels: int) -> bytes:
     values = (np.arange(WIDTH) // (WIDTH // 32) * 2000).astype(">u2")
     row = b"\x00" + np.repeat(values, channels).tobytes()
     compressor = zlib.compressobj(6)
-    idat = b"".join(compressor.compress(row) for _ in range(HEIGHT)) + compressor.flush()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return png_file(ihdr, b"".join(compressor.compress(row) for _ in range(HEIGHT)) + compressor.flush())
 
 
 def _palette_with_transparency() -> bytes:

@@ -104,9 +104,15 @@ def png_with_corrupt_pixels() -> bytes:
     The header check passes it; only a real decode can find the damage.
     """
     ihdr = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
-    idat = bytes(np.random.default_rng(3).integers(0, 256, 4000, dtype=np.uint8))
+    return png_file(ihdr, bytes(np.random.default_rng(3).integers(0, 256, 4000, dtype=np.uint8)))
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and the CRC of type and body (PNG specification, 5.3)."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_file(ihdr: bytes, idat: bytes) -> bytes:
+    """A PNG written by hand from its IHDR fields and its IDAT data, for what Pillow will not write:
+    16-bit RGB, bombs built row by row, damaged pixel data."""
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")

@@ -49,6 +49,12 @@ def cpu_seconds(pid: int) -> float | None:
     return None if fields is None else (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def is_alive(pid: int) -> bool:
+    """Running or stopped, not exited (a zombie not yet reaped counts as gone)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
 def is_stopped(pid: int) -> bool:
     fields = _stat(pid)
     return fields is not None and fields[0] in ("T", "t")

@@ -16,9 +16,8 @@ import random
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from soak.botproc import BotProcess
+from soak.botproc import BotProcess, is_alive
 from soak.members import Load
 
 KILL_TRIES = 3
@@ -39,14 +38,6 @@ class FaultLog:
     restarts: int = 0
     in_flight_at_restart: dict[str, int] = field(default_factory=dict)  # jobs queued/running at SIGTERM
     notes: list[str] = field(default_factory=list)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _failed_rows(rows: dict[str, tuple[str, str]], reason: str) -> int:
@@ -136,7 +127,7 @@ async def _stop(load: Load, bot: BotProcess, rng: random.Random, log: FaultLog, 
     before = _hit(load, bot, pid, signal.SIGSTOP, log.stops, hold_all=True)
     deadline = load.params.job_timeout + 2 * kill_grace + 60
     try:
-        await load.fd.wait_until(lambda: not _alive(pid), deadline, "the hung worker to be killed")
+        await load.fd.wait_until(lambda: not is_alive(pid), deadline, "the hung worker to be killed")
         load.note(f"the executor killed the stopped worker {pid}")
         # (a worker stopped between jobs is given one, so its job is the one that times out)
         await load.fd.wait_until(

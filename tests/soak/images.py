@@ -7,13 +7,12 @@ never written out by hand, so the audit checks the member was told *why*, not ju
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from imagefiles import jpeg_claiming
+from imagefiles import encode, jpeg_claiming, png_file
 from PIL import Image
 
 from bot import messages
@@ -29,17 +28,7 @@ def photo(width: int, height: int, seed: int) -> bytes:
         cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(3, max(4, width / 3))
         img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
     img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
-    return _png(Image.fromarray(img))
-
-
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return encode(Image.fromarray(img))
 
 
 def png_bomb(side: int = 20_000) -> bytes:
@@ -49,8 +38,7 @@ def png_bomb(side: int = 20_000) -> bytes:
     z = zlib.compressobj(9)
     parts = [z.compress(row) for _ in range(side)]
     parts.append(z.flush())
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+    return png_file(struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0), b"".join(parts))
 
 
 @dataclass(frozen=True)
@@ -78,7 +66,7 @@ async def hostile_files(limits: ImageLimits) -> list[Hostile]:
         ("truncated", "cut.png", good[: len(good) * 3 // 5]),
         ("lying_header", "huge.jpg", jpeg_claiming(6000, 6000)),
         ("bomb", "bomb.png", png_bomb()),
-        ("tiny", "dot.png", _png(Image.new("RGB", (4, 4), (200, 30, 30)))),
+        ("tiny", "dot.png", encode(Image.new("RGB", (4, 4), (200, 30, 30)))),
     ]
     out = []
     async with IsolatedDecoder(workers=1) as decoder:
