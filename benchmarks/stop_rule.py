@@ -31,7 +31,7 @@ HERE = ROOT / "benchmarks"
 TRAJECTORIES = HERE / "trajectories"
 sys.path.insert(0, str(HERE))
 
-from engine_bench import SCORES, SHORT_SIDE, read_pairs  # noqa: E402
+from engine_bench import SCORES, SHORT_SIDE, reached, read_pairs  # noqa: E402
 
 TOLS = (0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008)
 MIN_STEPS = (50,)
@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> None:
     model = get_model(opts.weights, "cpu")
     vgg = seedref.caffe_vgg19_features()
     path = TRAJECTORIES / f"{args.label}.json"
-    out = json.loads(path.read_text()) if path.exists() else {}
+    out = json.loads(path.read_text()) if path.exists() else {"options": overrides, "cap": args.cap}
+    if (out["options"], out["cap"]) != (overrides, args.cap):
+        sys.exit(f"{path} holds runs with options {out['options']} and cap {out['cap']}: use another --label")
     pairs = read_pairs()
     for name in args.pairs.split(",") if args.pairs else pairs:
         if name in out and not args.again:
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> None:
         }
         print(f"{name}: {len(losses)} steps, {res.stats.seconds:.0f} s, {len(judged)} checkpoints", flush=True)
         TRAJECTORIES.mkdir(exist_ok=True)
-        path.write_text(json.dumps({"options": overrides, "cap": args.cap, **out}, indent=None) + "\n")
+        path.write_text(json.dumps(out) + "\n")
 
 
 def _work(opts, final: tuple[int, int], scales: list[int]) -> list[float]:
@@ -112,11 +114,6 @@ def _work(opts, final: tuple[int, int], scales: list[int]) -> list[float]:
     return work
 
 
-def good(score: dict, ref: dict) -> bool:
-    """As good as the reference's 2000 steps: seed loss and content distance no worse."""
-    return score["seed_loss"] <= ref["seed_loss"] and score["content"] <= ref["content"]
-
-
 def stop_step(losses: list[float], tol: float, min_steps: int) -> int:
     """Where `stylecore.convergence.Convergence` stops a single-scale run with this loss curve."""
     from stylecore.convergence import Convergence
@@ -128,9 +125,9 @@ def stop_step(losses: list[float], tol: float, min_steps: int) -> int:
     return len(losses)
 
 
-def nearest(judged: dict[str, dict], step: int) -> tuple[int, dict]:
-    at = min(judged, key=lambda s: (abs(int(s) - step), int(s)))
-    return int(at), judged[at]
+def nearest(judged: dict[str, dict], step: int) -> dict:
+    """The judged checkpoint nearest `step` (the earlier of two as near)."""
+    return judged[min(judged, key=lambda s: (abs(int(s) - step), int(s)))]
 
 
 def analyse(args: argparse.Namespace) -> None:
@@ -147,7 +144,7 @@ def analyse(args: argparse.Namespace) -> None:
     print("|---|---|---|---|")
     for n in judged:
         d, ref = data[n], refs[n]["judge"]
-        first = next((int(s) for s in sorted(d["judge"], key=int) if good(d["judge"][s], ref)), None)
+        first = next((int(s) for s in sorted(d["judge"], key=int) if reached(d["judge"][s], ref)), None)
         if first is None:
             last = max(d["judge"], key=int)
             j = d["judge"][last]
@@ -161,8 +158,8 @@ def analyse(args: argparse.Namespace) -> None:
                 f"| {n} | {first} ({d['work'][first - 1]:.0f}) | {j['seed_loss']:.3g} ({ref['seed_loss']:.3g}) "
                 f"| {j['content']:.3f} ({ref['content']:.3f}) |"
             )
-    if len(set(data[names[0]]["scale"])) > 1 if names else True:
-        return
+    if not names or any(len(set(data[n]["scale"])) > 1 for n in names):
+        return  # the replay below steps one scale; a coarse-to-fine run's scales stop on their own
     print(f"\nstop rules (stop step, at most the cap {args.cap}; + good there, - not, ? no reference yet):")
     print("| tol | min | " + " | ".join(f"{n}{' (tune)' if n in tune else ''}" for n in names) + " | tune ok |")
     print("|---|---|" + "---|" * (len(names) + 1))
@@ -175,8 +172,8 @@ def analyse(args: argparse.Namespace) -> None:
                 if n not in refs:
                     cells.append(f"{s}?")
                     continue
-                _, j = nearest(d["judge"], s)
-                ok = good(j, refs[n]["judge"])
+                j = nearest(d["judge"], s)
+                ok = reached(j, refs[n]["judge"])
                 tune_ok &= ok or n not in tune
                 cells.append(f"{s}{'+' if ok else '-'}")
             print(f"| {tol} | {m} | " + " | ".join(cells) + f" | {'yes' if tune_ok else 'no'} |")
