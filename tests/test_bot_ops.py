@@ -182,7 +182,9 @@ async def test_global_commands_are_synced_only_when_they_change(bot_env: BotEnv)
 async def test_expired_token_continues_on_the_same_message_via_the_channel(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     await bot_env.start_bot()
-    inter = await bot_env.stylize(size=48, steps=20)
+    # Long enough in steps to be running when its token expires: 20 steps at 48 px once went from
+    # queued to done between two progress edits on a quiet machine, never showing "Stylizing".
+    inter = await bot_env.stylize(size=48, steps=300)
     msg = await bot_env.wait_text(inter, "Stylizing")
     fd.expire_token(inter)  # from now on webhook calls answer 401 Invalid Webhook Token
 
