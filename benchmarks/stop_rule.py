@@ -11,17 +11,20 @@ named by `--tune` and reported on every pair, so the ones held out show how it d
 was not chosen on.
 
 Trajectories are kept in benchmarks/trajectories/<label>.json as data: steps and scores do not
-depend on the machine (only the seconds do, which is why work is counted in steps).
+depend on the machine (only the seconds do, which is why work is counted in steps). Name the
+options that matter in `--options` even where they equal today's defaults, so that a label still
+says what it measured once the defaults move.
 
-  python benchmarks/stop_rule.py run --label default
-  python benchmarks/stop_rule.py run --label scales2 --options '{"scales": 2}'
-  python benchmarks/stop_rule.py analyse --label default --tune tubingen_starry,goldengate_wave
+  python benchmarks/stop_rule.py run --label cw1p5 --options '{"content_weight": 1.5e12}'
+  python benchmarks/stop_rule.py run --label scales2 --options '{"content_weight": 1e12, "scales": 2}'
+  python benchmarks/stop_rule.py analyse --label cw1p5 --tune tubingen_starry,goldengate_wave
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -161,14 +164,19 @@ def analyse(args: argparse.Namespace) -> None:
     if not names or any(len(set(data[n]["scale"])) > 1 for n in names):
         return  # the replay below steps one scale; a coarse-to-fine run's scales stop on their own
     print(f"\nstop rules (stop step, at most the cap {args.cap}; + good there, - not, ? no reference yet):")
-    print("| tol | min | " + " | ".join(f"{n}{' (tune)' if n in tune else ''}" for n in names) + " | tune ok |")
-    print("|---|---|" + "---|" * (len(names) + 1))
+    print(
+        "| tol | min | "
+        + " | ".join(f"{n}{' (tune)' if n in tune else ''}" for n in names)
+        + " | tune ok | median stop |"
+    )
+    print("|---|---|" + "---|" * (len(names) + 2))
     for tol in TOLS:
         for m in MIN_STEPS:
-            cells, tune_ok = [], True
+            cells, stops, tune_ok = [], [], True
             for n in names:
                 d = data[n]
                 s = min(stop_step(d["loss"], tol, m), args.cap)
+                stops.append(s)
                 if n not in refs:
                     cells.append(f"{s}?")
                     continue
@@ -176,7 +184,8 @@ def analyse(args: argparse.Namespace) -> None:
                 ok = reached(j, refs[n]["judge"])
                 tune_ok &= ok or n not in tune
                 cells.append(f"{s}{'+' if ok else '-'}")
-            print(f"| {tol} | {m} | " + " | ".join(cells) + f" | {'yes' if tune_ok else 'no'} |")
+            median = statistics.median(stops)
+            print(f"| {tol} | {m} | " + " | ".join(cells) + f" | {'yes' if tune_ok else 'no'} | {median:g} |")
 
 
 def main() -> None:
