@@ -182,11 +182,13 @@ async def test_global_commands_are_synced_only_when_they_change(bot_env: BotEnv)
 async def test_expired_token_continues_on_the_same_message_via_the_channel(bot_env: BotEnv) -> None:
     fd = bot_env.fd
     await bot_env.start_bot()
-    # Long enough in steps to be running when its token expires: 20 steps at 48 px once went from
-    # queued to done between two progress edits on a quiet machine, never showing "Stylizing".
-    inter = await bot_env.stylize(size=48, steps=300)
+    # The job's end is held until its token has expired, however fast this CPU runs its steps
+    # (a short job once went from queued to done between two progress edits).
+    bot_env.hold_results()
+    inter = await bot_env.stylize(size=48, steps=20)
     msg = await bot_env.wait_text(inter, "Stylizing")
     fd.expire_token(inter)  # from now on webhook calls answer 401 Invalid Webhook Token
+    bot_env.release_results()
 
     done = await fd.wait_for_message(fd.channel, lambda m: m.id == msg.id and "**Done**" in m.content, timeout=120)
     assert done.attachments and image_of(done.attachments[0].data).size == (48, 36)
