@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from executor_helpers import first_event, make_job, start_local_ray
 from PIL import Image
-from worker_hooks import DEVICE_FAULT_SEED, FAULTS_ENV, HOOK, SECRET_NAME, SECRET_VALUE, TOKEN_SHAPED
+from worker_hooks import DEVICE_FAULT_SEED, FAULTS_ENV, HOLD_SEED, HOOK, SECRET_NAME, SECRET_VALUE, TOKEN_SHAPED
 
 from stylecore.executors import (
     ExecutorClosed,
@@ -466,21 +466,29 @@ async def test_time_limit_stops_a_job_and_keeps_the_worker(ex: Dispatcher) -> No
 # -- shutdown (last: the next test to need the executor gets a fresh one) ----------------
 
 
-async def test_shutdown_lets_running_jobs_finish_then_stops_the_rest(ex: Dispatcher) -> None:
-    short = await ex.submit(make_job("gina", steps=6))
-    long = await ex.submit(make_job("hank", steps=LONG))
-    queued = [await ex.submit(make_job("gina", meta={"tag": i})) for i in range(2)]  # behind her running limit
-    assert [h.state for h in queued] == ["queued", "queued"]
-    await first_event(long, "progress")
-    closing = asyncio.ensure_future(ex.shutdown(grace=600))
-    # never-started jobs end at once and come back to the caller, in start order
-    for h in queued:
-        end = await h.wait()
-        assert end.kind == "failed" and end.reason == "shutdown"
-    with pytest.raises(ExecutorClosed):
-        await ex.submit(make_job("ivan"))
-    with pytest.raises(ExecutorClosed):
-        ex.reserve("ivan")
+async def test_shutdown_lets_running_jobs_finish_then_stops_the_rest(ex: Dispatcher, pool: Pool) -> None:
+    # Gina's short job is held at its first progress report until the shutdown has begun, so her
+    # queued jobs cannot start before it however fast this CPU runs six steps.
+    hold = pool.faults / "hold"
+    hold.touch()
+    try:
+        short = await ex.submit(make_job("gina", steps=6, seed=HOLD_SEED))
+        long = await ex.submit(make_job("hank", steps=LONG))
+        queued = [await ex.submit(make_job("gina", meta={"tag": i})) for i in range(2)]  # behind her running limit
+        assert [h.state for h in queued] == ["queued", "queued"]
+        await first_event(long, "progress")
+        assert short.state == "running"
+        closing = asyncio.ensure_future(ex.shutdown(grace=600))
+        # never-started jobs end at once and come back to the caller, in start order
+        for h in queued:
+            end = await h.wait()
+            assert end.kind == "failed" and end.reason == "shutdown"
+        with pytest.raises(ExecutorClosed):
+            await ex.submit(make_job("ivan"))
+        with pytest.raises(ExecutorClosed):
+            ex.reserve("ivan")
+    finally:
+        hold.unlink(missing_ok=True)
     # within the grace period running jobs go on: the short one completes...
     assert (await short.result()).steps == 6
     assert long.state == "running" and not closing.done()

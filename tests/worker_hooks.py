@@ -9,6 +9,8 @@ what the *next* worker of a running pool does without restarting the pool:
 - `log-secret`: it logs credential-shaped text to `worker-<pid>.log`;
 - `crash`: it raises (a worker that fails at start);
 - `hang`: it blocks while the file exists (a worker that never becomes ready);
+- `hold`: jobs whose seed is HOLD_SEED wait at their first progress report while the file exists
+  (a job that is certainly still running when the test acts, however fast the machine);
 - and every worker's engine raises what CUDA raises after an illegal memory access for jobs
   whose seed is DEVICE_FAULT_SEED (a GPU that fails mid-job, on a CPU).
 
@@ -28,6 +30,7 @@ FAULTS_ENV = "STYLEBOT_TEST_FAULTS"
 HOOK = "worker_hooks:inject"
 LONG_RUNS = "worker_hooks:long_runs"
 DEVICE_FAULT_SEED = 4242
+HOLD_SEED = 4343
 SECRET_NAME = "STYLEBOT_TEST_SECRET"
 SECRET_VALUE = "sw0rdfish-in-the-environment"  # not credential-shaped: only its value gives it away
 TOKEN_SHAPED = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"  # made up
@@ -61,6 +64,7 @@ def inject() -> None:
     while (faults / "hang").exists():
         time.sleep(0.05)
     _break_the_gpu_for(DEVICE_FAULT_SEED)
+    _hold_while(faults / "hold", HOLD_SEED)
 
 
 def _break_the_gpu_for(seed: int) -> None:
@@ -74,6 +78,32 @@ def _break_the_gpu_for(seed: int) -> None:
                 "CUDA error: an illegal memory access was encountered\n"
                 "CUDA kernel errors might be asynchronously reported at some other API call"
             )
+        return real(items, **kw)
+
+    stylecore.batch.stylize_batch = stylize_batch
+
+
+def _hold_while(switch: Path, seed: int) -> None:
+    """Jobs with this seed block in their progress callback while `switch` exists."""
+    import dataclasses
+
+    import stylecore.batch
+
+    real = stylecore.batch.stylize_batch
+
+    def held(on_progress):  # type: ignore[no-untyped-def]
+        def report(event):  # type: ignore[no-untyped-def]
+            while switch.exists():
+                time.sleep(0.02)
+            if on_progress is not None:
+                on_progress(event)
+
+        return report
+
+    def stylize_batch(items, **kw):  # type: ignore[no-untyped-def]
+        items = [
+            dataclasses.replace(it, on_progress=held(it.on_progress)) if it.options.seed == seed else it for it in items
+        ]
         return real(items, **kw)
 
     stylecore.batch.stylize_batch = stylize_batch
